@@ -1,0 +1,63 @@
+# Concurrent Servers Lab.
+#   make 05-select (or make 05)   build one chapter's server
+#   make all                      every chapter and the load generator
+#   make check                    the lab's own tests: every chapter graded, every broken server caught
+#   make bench                    measure every model (bench/results.md)
+#   make clean
+#   make 07 SANITIZE=thread       a sanitizer build, in 07-epoll/server-thread
+
+CHAPTERS := 01-iterative 02-fork 03-threads 04-threadpool 05-select 06-poll 07-epoll 08-reuseport-hybrid
+CC       ?= cc
+# The flags every server is graded with (harness/lib/cflags): gnu11 for accept4 and friends,
+# -g so that valgrind and the sanitizers name lines, -Werror so that a warning is a failure.
+CFLAGS   := $(shell cat harness/lib/cflags)
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+  SUFFIX :=
+else ifeq ($(SANITIZE),address)
+  SUFFIX := -address
+  CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),undefined)
+  SUFFIX := -undefined
+  CFLAGS += -O1 -fsanitize=undefined -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),thread)
+  SUFFIX := -thread
+  CFLAGS += -O1 -fsanitize=thread
+else
+  $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
+endif
+
+.PHONY: all check bench clean setup $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
+
+all: $(CHAPTERS) loadgen
+
+# One target per chapter, and its two-digit alias: make 05-select, make 05.
+define chapter_rules
+$(1): $(1)/server$(SUFFIX)
+$(firstword $(subst -, ,$(1))): $(1)
+$(1)/server$(SUFFIX): $(1)/server.c harness/lib/cflags | setup
+	$$(CC) $$(CFLAGS) -o $$@ $$<
+endef
+$(foreach c,$(CHAPTERS),$(eval $(call chapter_rules,$(c))))
+
+loadgen: harness/loadgen/loadgen
+harness/loadgen/loadgen: harness/loadgen/loadgen.c harness/lib/cflags | setup
+	$(CC) $(CFLAGS) -o $@ $<
+
+# Installs what is missing (as root), or says what to install and stops.
+setup:
+	@harness/setup
+
+check: all
+	@harness/setup --check
+	@harness/selftest
+
+bench: all
+	@harness/setup --bench
+	@harness/bench
+
+clean:
+	rm -f $(foreach c,$(CHAPTERS),$(c)/server $(c)/server-address $(c)/server-undefined $(c)/server-thread)
+	rm -f harness/loadgen/loadgen
+	rm -rf harness/tests/build

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Test clients for the lab's echo servers (Python 3 standard library only).
+
+Each subcommand exercises one behaviour of a running server and exits 0 when
+the server behaved, 1 with one line on stderr saying what was expected and
+what came when it did not, 2 on bad usage.  Every wait is bounded.
+
+    echo_client.py PORT short|binary|stream|pipeline|halfclose
+    echo_client.py PORT parallel N
+    echo_client.py PORT hold N --ready FILE [--seconds S]
+    echo_client.py PORT concurrency serial|parallel [--busy K]
+    echo_client.py PORT resets|churn|sigpipe|slowreader [...]
+
+The host is 127.0.0.1 unless --host says otherwise.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+HOST = "127.0.0.1"
+TIMEOUT = 10.0  # seconds for any single expected reply; generous for valgrind
+
+
+class CheckFailed(Exception):
+    """The server did not behave: the message says what was expected and what came."""
+
+
+def connect(port, timeout=TIMEOUT):
+    try:
+        s = socket.create_connection((HOST, port), timeout=timeout)
+    except OSError as e:
+        raise CheckFailed(f"could not connect to {HOST}:{port}: {e.strerror or e}")
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_exactly(s, n, what, timeout=TIMEOUT):
+    """Read exactly n bytes within timeout seconds in total, or fail saying how many came."""
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CheckFailed(f"{what}: expected {n} bytes back within {timeout:g} s, got {len(buf)}")
+        s.settimeout(left)
+        try:
+            chunk = s.recv(min(n - len(buf), 1 << 20))
+        except socket.timeout:
+            continue
+        except OSError as e:
+            raise CheckFailed(f"{what}: connection failed after {len(buf)} of {n} bytes: {e.strerror or e}")
+        if not chunk:
+            raise CheckFailed(f"{what}: server closed the connection after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def compare(what, expected, got):
+    if expected == got:
+        return
+    at = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
+    raise CheckFailed(f"{what}: {len(got)} bytes came back for {len(expected)} sent, "
+                      f"first difference at offset {at}")
+
+
+def expect_eof(s, what, timeout=TIMEOUT):
+    s.settimeout(timeout)
+    try:
+        extra = s.recv(65536)
+    except socket.timeout:
+        raise CheckFailed(f"{what}: expected the server to close the connection within {timeout:g} s; it stayed open")
+    except OSError as e:
+        raise CheckFailed(f"{what}: expected a clean close (EOF), got {e.strerror or e}")
+    if extra:
+        raise CheckFailed(f"{what}: expected EOF, got {len(extra)} more bytes")
+
+
+def payload(n, seed):
+    """n pseudo-random bytes, NULs and high bytes included, reproducible from seed."""
+    return random.Random(seed).randbytes(n)
+
+
+# ---- one-connection checks ------------------------------------------------
+
+def cmd_short(a):
+    s = connect(a.port)
+    msg = b"hello, echo server\n"
+    s.sendall(msg)
+    compare("a short line", msg, recv_exactly(s, len(msg), "a short line"))
+    s.close()
+
+
+def cmd_binary(a):
+    s = connect(a.port)
+    data = payload(64 * 1024, 1) + b"\0" * 512  # random bytes ending in a run of NULs
+    sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    sender.start()
+    compare("64 KiB of random bytes with NULs", data, recv_exactly(s, len(data), "64 KiB binary"))
+    sender.join(TIMEOUT)
+    s.close()
+
+
+def cmd_stream(a):
+    """4 MiB sent while reading: a server that only echoes after reading everything, or that
+    loses bytes under a full send buffer, fails here."""
+    size = 4 * 1024 * 1024
+    data = payload(size, 2)
+    s = connect(a.port)
+    s.setblocking(False)
+    sent = 0
+    got = bytearray()
+    deadline = time.monotonic() + 60
+    while len(got) < size:
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"4 MiB stream: after 60 s, {sent} bytes sent and {len(got)} echoed")
+        want_write = [s] if sent < size else []
+        r, w, _ = select.select([s], want_write, [], 1.0)
+        if w:
+            try:
+                sent += s.send(data[sent:sent + 262144])
+            except BlockingIOError:
+                pass
+        if r:
+            try:
+                chunk = s.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                raise CheckFailed(f"4 MiB stream: connection failed after {len(got)} bytes echoed: {e.strerror}")
+            if not chunk:
+                raise CheckFailed(f"4 MiB stream: server closed after {len(got)} of {size} bytes")
+            got += chunk
+    compare("4 MiB stream", data, bytes(got))
+    s.close()
+
+
+def cmd_pipeline(a):
+    msgs = [b"message %d of 1000 %s\n" % (i, b"x" * (i % 50)) for i in range(1000)]
+    data = b"".join(msgs)
+    s = connect(a.port)
+    s.sendall(data)  # all 1,000 at once, before reading any reply
+    compare("1,000 pipelined messages", data, recv_exactly(s, len(data), "1,000 pipelined messages"))
+    s.close()
+
+
+def cmd_halfclose(a):
+    data = payload(256 * 1024, 3)
+    s = connect(a.port)
+    sender = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)), daemon=True)
+    sender.start()
+    compare("half-close (256 KiB then shutdown(SHUT_WR))", data,
+            recv_exactly(s, len(data), "half-close: the data sent before shutdown(SHUT_WR)"))
+    expect_eof(s, "half-close: after echoing everything")
+    s.close()
+
+
+# ---- many connections ------------------------------------------------------
+
+async def one_client(port, cid, rounds, sem_connect):
+    """One client of a crowd: its own payloads of varying size, every byte checked."""
+    async with sem_connect:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), TIMEOUT * 3)
+    rng = random.Random(cid)
+    for r in range(rounds):
+        data = payload(rng.choice((1, 17, 512, 4096, 20000)), cid * 1000 + r)
+        writer.write(data)
+        await writer.drain()
+        got = await asyncio.wait_for(reader.readexactly(len(data)), TIMEOUT * 3)
+        if got != data:
+            raise CheckFailed(f"client {cid}: round {r}: wrong bytes echoed")
+    writer.close()
+    await writer.wait_closed()
+
+
+async def crowd(port, n, rounds):
+    sem = asyncio.Semaphore(200)  # connects in flight; the rest wait their turn
+    tasks = [asyncio.create_task(one_client(port, i, rounds, sem)) for i in range(n)]
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    bad = [(i, e) for i, e in enumerate(done) if e is not None]
+    if bad:
+        i, e = bad[0]
+        why = str(e) or type(e).__name__
+        if isinstance(e, asyncio.IncompleteReadError):
+            why = f"server closed the connection after {len(e.partial)} of {e.expected} bytes"
+        elif isinstance(e, asyncio.TimeoutError):
+            why = "no reply within the time limit"
+        raise CheckFailed(f"{len(bad)} of {n} parallel clients failed; first (client {i}): {why}")
+
+
+def cmd_parallel(a):
+    asyncio.run(crowd(a.port, a.n, a.rounds))
+
+
+def cmd_hold(a):
+    """Open N connections, check each one echoes, write the ready file, then hold them
+    idle until SIGTERM/SIGINT or --seconds, and close them all."""
+    socks = []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for i in range(a.n):
+        s = connect(a.port)
+        socks.append(s)
+        if a.verify:
+            msg = b"hold %d\n" % i
+            s.sendall(msg)
+            compare(f"held connection {i}", msg, recv_exactly(s, len(msg), f"held connection {i}"))
+    with open(a.ready, "w") as f:
+        f.write(f"{len(socks)}\n")
+    stop.wait(a.seconds)
+    for s in socks:
+        s.close()
+
+
+def cmd_concurrency(a):
+    """--busy K clients connect and get one echo each; then one more client sends a line.
+    parallel: it must be answered within 1 s.  serial: it must NOT be answered while the K stay
+    connected (we wait 1.5 s), and must be answered once one of them leaves."""
+    first = []
+    for i in range(a.busy):
+        s = connect(a.port)
+        msg = b"first %d\n" % i
+        s.sendall(msg)
+        compare(f"client {i + 1}", msg, recv_exactly(s, len(msg), f"client {i + 1} (before the extra client)"))
+        first.append(s)
+    extra = connect(a.port)
+    msg = b"are you there?\n"
+    t0 = time.monotonic()
+    extra.sendall(msg)
+    if a.mode == "parallel":
+        try:
+            got = recv_exactly(extra, len(msg), "extra client", timeout=1.0)
+        except CheckFailed:
+            raise CheckFailed(f"with {a.busy} client(s) connected and idle, another client got no echo "
+                              f"within 1 s: the server serves one client at a time")
+        compare("extra client", msg, got)
+        print(f"answered in {(time.monotonic() - t0) * 1000:.1f} ms")
+    else:
+        extra.settimeout(1.5)
+        try:
+            early = extra.recv(100)
+        except socket.timeout:
+            early = None
+        if early:
+            raise CheckFailed(f"client {a.busy + 1} was answered after {(time.monotonic() - t0) * 1000:.0f} ms "
+                              f"while {a.busy} other(s) were connected: expected it to wait its turn")
+        if early == b"":
+            raise CheckFailed(f"client {a.busy + 1} was disconnected instead of waiting its turn")
+        first[0].close()
+        t1 = time.monotonic()
+        compare("waiting client", msg, recv_exactly(extra, len(msg),
+                f"client {a.busy + 1}, after one of the first {a.busy} left", timeout=5.0))
+        print(f"waited its turn; answered {(time.monotonic() - t1) * 1000:.1f} ms after a slot freed")
+    for s in first[1:] if a.mode == "serial" else first:
+        s.close()
+    extra.close()
+
+
+# ---- robustness --------------------------------------------------------------
+
+def abort(s):
+    """Close with an RST instead of a FIN (SO_LINGER with a zero timeout)."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def cmd_resets(a):
+    """Peers that reset mid-stream: send data, read part of the echo, then RST."""
+    for i in range(a.n):
+        s = connect(a.port)
+        s.sendall(payload(200000, i))
+        recv_exactly(s, 1000, f"reset client {i}")
+        abort(s)
+    cmd_short(a)
+
+
+def cmd_churn(a):
+    """Connect-then-close, a.n times, half of them with an RST; then the server must still echo."""
+    for i in range(a.n):
+        s = connect(a.port)
+        if i % 2:
+            abort(s)
+        else:
+            s.close()
+    cmd_short(a)
+
+
+def cmd_sigpipe(a):
+    """Send a lot, never read, vanish with an RST: the server's next send() hits a dead peer
+    (EPIPE/ECONNRESET).  With SIGPIPE not ignored, that kills the server."""
+    for i in range(a.n):
+        s = connect(a.port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        try:
+            for _ in range(64):
+                s.send(b"z" * 65536)
+        except (BlockingIOError, OSError):
+            pass
+        time.sleep(0.02)  # let the server start echoing into our tiny window
+        abort(s)
+    time.sleep(0.2)
+    cmd_short(a)
+
+
+def cmd_slowreader(a):
+    """A client sends 16 MiB and reads nothing; meanwhile another client must be answered
+    within 1 s, again and again.  Prints the peak number of bytes the slow one got sent."""
+    slow = connect(a.port)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    total = 16 * 1024 * 1024
+    state = {"sent": 0}
+
+    def push():
+        chunk = b"s" * 65536
+        slow.settimeout(a.seconds + 5)
+        try:
+            while state["sent"] < total:
+                state["sent"] += slow.send(chunk)
+        except OSError:
+            pass
+
+    threading.Thread(target=push, daemon=True).start()
+    time.sleep(0.5)
+    deadline = time.monotonic() + a.seconds
+    worst = 0.0
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        s = connect(a.port, timeout=2)
+        s.sendall(b"ping\n")
+        try:
+            got = recv_exactly(s, 5, "the other client", timeout=1.0)
+        except CheckFailed:
+            raise CheckFailed("while one client sent data and read none, another client got no echo "
+                              "within 1 s: a blocking send() stalls the whole loop")
+        compare("the other client", b"ping\n", got)
+        worst = max(worst, time.monotonic() - t0)
+        s.close()
+        time.sleep(0.2)
+    print(f"slow reader pushed {state['sent']} bytes; other clients' worst round trip {worst * 1000:.1f} ms")
+    abort(slow)
+
+
+def main():
+    global HOST
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("port", type=int)
+    p.add_argument("--host", default=HOST)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("short", "binary", "stream", "pipeline", "halfclose"):
+        sub.add_parser(name)
+    q = sub.add_parser("parallel")
+    q.add_argument("n", type=int)
+    q.add_argument("--rounds", type=int, default=3)
+    q = sub.add_parser("hold")
+    q.add_argument("n", type=int)
+    q.add_argument("--ready", required=True)
+    q.add_argument("--seconds", type=float, default=60)
+    q.add_argument("--no-verify", dest="verify", action="store_false")
+    q = sub.add_parser("concurrency")
+    q.add_argument("mode", choices=("serial", "parallel"))
+    q.add_argument("--busy", type=int, default=1)
+    for name, default in (("resets", 20), ("churn", 1000), ("sigpipe", 20)):
+        q = sub.add_parser(name)
+        q.add_argument("n", type=int, nargs="?", default=default)
+    q = sub.add_parser("slowreader")
+    q.add_argument("--seconds", type=float, default=3)
+    a = p.parse_args()
+    HOST = a.host
+    try:
+        globals()["cmd_" + a.cmd](a)
+    except CheckFailed as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+    except (OSError, asyncio.TimeoutError) as e:
+        print(f"{a.cmd}: unexpected network error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
