@@ -2,7 +2,6 @@
 #   make 05-select (or make 05)   build one chapter's server
 #   make all                      every chapter and the load generator
 #   make check                    the lab's own tests: every chapter graded, every broken server caught
-#   make bench                    measure every model (bench/results.md)
 #   make clean
 #   make 07 SANITIZE=thread       a sanitizer build, in 07-epoll/server-thread
 
@@ -28,7 +27,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check bench clean setup $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTERS) loadgen
 
@@ -52,10 +51,6 @@ setup:
 check: all
 	@harness/setup --check
 	@harness/selftest
-
-bench: all
-	@harness/setup --bench
-	@harness/bench
 
 clean:
 	rm -f $(foreach c,$(CHAPTERS),$(c)/server $(c)/server-address $(c)/server-undefined $(c)/server-thread)
