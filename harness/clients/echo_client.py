@@ -295,20 +295,22 @@ def cmd_churn(a):
 
 
 def cmd_sigpipe(a):
-    """Send a lot, never read, vanish with an RST: the server's next send() hits a dead peer
-    (EPIPE/ECONNRESET).  With SIGPIPE not ignored, that kills the server."""
+    """Make the server write to a peer that is gone, the way that raises SIGPIPE.  With TCP_CORK
+    our 60 KB and our FIN leave together, so the server's socket is in CLOSE_WAIT before it echoes
+    a byte.  Its first echo reaches a closed socket and brings back an RST; in CLOSE_WAIT that RST
+    makes the next send() fail with EPIPE, which raises SIGPIPE unless the server ignores it or
+    sends with MSG_NOSIGNAL.  (An RST on a socket that had no FIN yet first gives ECONNRESET,
+    without a signal, which is why simply resetting the connection is not enough.)"""
     for i in range(a.n):
         s = connect(a.port)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.setblocking(False)
         try:
-            for _ in range(64):
-                s.send(b"z" * 65536)
-        except (BlockingIOError, OSError):
-            pass
-        time.sleep(0.02)  # let the server start echoing into our tiny window
-        abort(s)
-    time.sleep(0.2)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            s.sendall(payload(60000, i))
+        except OSError as e:
+            raise CheckFailed(f"sigpipe client {i}: {e.strerror or e}")
+        s.close()
+    time.sleep(0.3)
     cmd_short(a)
 
 
