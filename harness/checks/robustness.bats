@@ -23,3 +23,23 @@ teardown() { lab_cleanup; }
     client sigpipe 20
     server_alive || lab_fail "the server died ($(server_death)): SIGPIPE is not ignored"
 }
+
+@test "a client that sends 16 MiB and reads nothing neither delays others nor grows the server" {
+    [[ $LAB_CHAPTER != 01 ]] || skip "01 serves one client at a time by design"
+    local rss0 rss peak=0 st
+    rss0=$(proc rss "$SERVER_PID")
+    client_bg slow slowreader --seconds 4
+    while kill -0 "$CLIENT_slow" 2>/dev/null; do
+        rss=$(proc rss "$SERVER_PID" 2>/dev/null || echo 0)
+        ((rss > peak)) && peak=$rss
+        sleep 0.1
+    done
+    wait "$CLIENT_slow" && st=0 || st=$?
+    if ((st != 0)); then
+        if server_alive; then lab_fail "$(tail -n 1 "$LAB_LOG/client.slow")"; else lab_fail "the server died ($(server_death))"; fi
+        return 1
+    fi
+    if ((peak - rss0 > 4096)); then
+        lab_fail "the server's memory grew by $(((peak - rss0) / 1024)) MiB while a client sent 16 MiB and read nothing: pending output must be capped (stop reading at the watermark)"
+    fi
+}
