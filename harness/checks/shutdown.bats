@@ -20,8 +20,6 @@ sys.exit(1)
 PY
 }
 
-group_gone() { [[ -z $(proc pids "$SERVER_PID") ]]; }
-
 stops_cleanly() {
     local sig=$1
     if ! server_stop "$sig" 2; then

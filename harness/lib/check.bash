@@ -76,6 +76,8 @@ server_start() {
 }
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
+# No live process left in the server's process group.
+group_gone() { [[ -z $(proc pids "$SERVER_PID") ]]; }
 # Exited: gone, or a zombie waiting for this shell to collect its status.
 server_exited() { ! server_alive || [[ $(ps -o stat= -p "$SERVER_PID") == Z* ]]; }
 
