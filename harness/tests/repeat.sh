@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# harness/tests/repeat.sh N [selftest arguments...] — run the self-test N times in a row and count,
+# for every expectation, how many runs met it. A check is deterministic when a reference passes
+# N/N and its broken server is caught N/N.
+#   harness/tests/repeat.sh 10 --only broken 03-no-mutex 03-leak
+#   harness/tests/repeat.sh 10 --only reference
+set -uo pipefail
+n=${1:?usage: repeat.sh N [selftest arguments...]}
+shift
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for ((i = 1; i <= n; i++)); do
+    "$here/../selftest" "$@" 2>&1 | grep -E '^(ok|FAIL) ' >>"$log"
+    printf 'run %d/%d: %d unmet expectations so far\n' "$i" "$n" "$(grep -c '^FAIL' "$log")" >&2
+done
+# Each expectation, with how many runs met it.
+sed -E 's/^(ok|FAIL) +//; s/ \((pass|fail|skip)\)$//' "$log" | sort | uniq -c | while read -r total what; do
+    good=$(grep -cF "ok     $what" "$log")
+    printf '%2d/%d  %s\n' "$good" "$total" "$what"
+done | sort -t/ -k1,1n
