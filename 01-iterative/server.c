@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,14 +60,16 @@ static const char *log_tag = "";  /* prefix of every log line ("[w1] " in 08's w
 
 /*
  * Stop signals.  The handler only does async-signal-safe things: it sets a
- * flag and shuts down wake_fd.  Setting a flag alone is not enough: if the
+ * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
+ * classic volatile sig_atomic_t, which is only safe between a handler and
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.  Setting a flag alone is not enough: if the
  * signal lands just after the main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * shutdown() of the descriptor that call waits on wakes it for sure: accept()
  * fails, select()/poll()/epoll_wait() report the socket readable, recv()
  * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
  */
-static volatile sig_atomic_t stop_requested;  /* set by SIGINT/SIGTERM */
+static atomic_int stop_requested;             /* set by SIGINT/SIGTERM */
 static volatile sig_atomic_t wake_fd = -1;    /* descriptor the main thread blocks on */
 
 static void on_stop_signal(int signo)
@@ -284,28 +287,33 @@ static void log_data(const char *peer, const char *buf, size_t len)
  * its limit of descriptors, accept() fails with EMFILE (ENFILE: the whole
  * system) and leaves the client in the queue, so the listening socket stays
  * readable and a naive loop spins at 100% CPU.  A spare descriptor, opened at
- * start, is given back for a moment to accept that client and close it at once:
- * it learns it was turned away, and the queue moves.  Returns the new
- * descriptor, or -1 with errno set (EMFILE after dropping a client).
+ * start, is given back for a moment so that accept() can take the client into
+ * its slot.  If the spare can be opened again, descriptors were freed in the
+ * meantime and the client is served; if not, it is closed at once: it learns
+ * it was turned away, and the queue moves.  Returns the new descriptor, or -1
+ * with errno set (EMFILE when a client was turned away).
  */
 static int spare_fd = -1;  /* held in reserve for the EMFILE dance */
 
 static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
 {
     socklen_t len = sizeof *peer;
-    int fd, dropped;
+    int fd, saved_errno;
 
     fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
     if (fd >= 0 || (errno != EMFILE && errno != ENFILE) || spare_fd < 0)
         return fd;
     close(spare_fd);
-    fd = accept(listen_fd, NULL, NULL);
-    dropped = fd >= 0;
-    if (dropped)
-        close(fd);
+    len = sizeof *peer;
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    saved_errno = errno;
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (!dropped)
-        return -1;  /* errno from accept(): EAGAIN when nobody was waiting */
+    if (fd < 0 || spare_fd >= 0) {
+        errno = saved_errno;  /* EAGAIN in a non-blocking loop: nobody was waiting */
+        return fd;
+    }
+    close(fd);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     fprintf(stderr, "%sserver: accept: out of descriptors, a client was turned away\n", log_tag);
     errno = EMFILE;
     return -1;
