@@ -25,6 +25,10 @@ teardown() { lab_cleanup; }
     client pipeline
 }
 
-@test "after a half-close, everything sent comes back, then EOF" {
+@test "a half-close with output still queued: everything comes back, then EOF" {
     client halfclose
+}
+
+@test "a half-close that arrives with the data: everything comes back, then EOF" {
+    client halfclose-corked
 }

@@ -153,13 +153,61 @@ def cmd_pipeline(a):
 
 
 def cmd_halfclose(a):
-    data = payload(256 * 1024, 3)
-    s = connect(a.port)
-    sender = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)), daemon=True)
-    sender.start()
-    compare("half-close (256 KiB then shutdown(SHUT_WR))", data,
-            recv_exactly(s, len(data), "half-close: the data sent before shutdown(SHUT_WR)"))
+    """Half-close while the server still has output queued: send (without reading) until every
+    buffer is full, up to 8 MiB, then shutdown(SHUT_WR), then read slowly through a small receive
+    window.  The server reads our FIN while the kernel cannot take its output yet; it must send
+    everything it owes before closing, then close (EOF)."""
+    data = payload(8 * 1024 * 1024, 3)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: a small window
+    s.settimeout(TIMEOUT)
+    try:
+        s.connect((HOST, a.port))
+    except OSError as e:
+        raise CheckFailed(f"could not connect to {HOST}:{a.port}: {e.strerror or e}")
+    s.setblocking(False)
+    sent, stalled_since = 0, None
+    while sent < len(data):
+        try:
+            sent += s.send(data[sent:sent + 262144])
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 0.3:
+                break  # every buffer on the way is full
+            time.sleep(0.01)
+    s.setblocking(True)
+    s.shutdown(socket.SHUT_WR)
+    what = f"half-close ({sent} bytes sent unread, then shutdown(SHUT_WR))"
+    got = bytearray()
+    deadline = time.monotonic() + 60
+    s.settimeout(TIMEOUT)
+    while len(got) < sent and time.monotonic() < deadline:
+        try:
+            chunk = s.recv(16384)
+        except OSError as e:
+            raise CheckFailed(f"{what}: connection failed after {len(got)} bytes: {e.strerror or e}")
+        if not chunk:
+            break
+        got += chunk
+        time.sleep(0.002)  # a slow reader: the server's output stays queued
+    compare(what, data[:sent], bytes(got))
     expect_eof(s, "half-close: after echoing everything")
+    s.close()
+
+
+def cmd_halfclose_corked(a):
+    """8 KB and our FIN in one segment (TCP_CORK), so the server learns of the half-close before
+    it has read a byte: it must still read, echo everything, then close."""
+    data = payload(8000, 4)
+    s = connect(a.port)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)  # flushes the cork: data and FIN leave together
+    what = "half-close in the same segment as the data"
+    compare(what, data, recv_exactly(s, len(data), what))
+    expect_eof(s, what + ": after echoing everything")
     s.close()
 
 
@@ -358,7 +406,7 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("--host", default=HOST)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("short", "binary", "stream", "pipeline", "halfclose"):
+    for name in ("short", "binary", "stream", "pipeline", "halfclose", "halfclose-corked"):
         sub.add_parser(name)
     q = sub.add_parser("parallel")
     q.add_argument("n", type=int)
@@ -379,7 +427,7 @@ def main():
     a = p.parse_args()
     HOST = a.host
     try:
-        globals()["cmd_" + a.cmd](a)
+        globals()["cmd_" + a.cmd.replace("-", "_")](a)
     except CheckFailed as e:
         print(e, file=sys.stderr)
         sys.exit(1)
