@@ -285,13 +285,23 @@ def cmd_concurrency(a):
     t0 = time.monotonic()
     extra.sendall(msg)
     if a.mode == "parallel":
-        try:
-            got = recv_exactly(extra, len(msg), "extra client", timeout=1.0)
-        except CheckFailed:
-            raise CheckFailed(f"with {a.busy} client(s) connected and idle, another client got no echo "
-                              f"within 1 s: the server serves one client at a time")
+        # Two tries with a fresh client each, while the first ones stay connected: a server that
+        # serves one client at a time fails both, and a machine busy for a moment does not fail
+        # a correct server.
+        for attempt in (1, 2):
+            try:
+                got = recv_exactly(extra, len(msg), "extra client", timeout=1.0)
+                break
+            except CheckFailed:
+                if attempt == 2:
+                    raise CheckFailed(f"with {a.busy} client(s) connected and idle, another client got no "
+                                      f"echo within 1 s, twice: the server serves one client at a time")
+                extra.close()
+                extra = connect(a.port)
+                t0 = time.monotonic()
+                extra.sendall(msg)
         compare("extra client", msg, got)
-        print(f"answered in {(time.monotonic() - t0) * 1000:.1f} ms")
+        print(f"answered in {(time.monotonic() - t0) * 1000:.1f} ms (try {attempt})")
     else:
         extra.settimeout(1.5)
         try:
@@ -382,16 +392,22 @@ def cmd_slowreader(a):
     threading.Thread(target=push, daemon=True).start()
     time.sleep(0.5)
     deadline = time.monotonic() + a.seconds
-    worst = 0.0
+    worst, late_in_a_row = 0.0, 0
     while time.monotonic() < deadline:
         t0 = time.monotonic()
         s = connect(a.port, timeout=2)
         s.sendall(b"ping\n")
         try:
             got = recv_exactly(s, 5, "the other client", timeout=1.0)
+            late_in_a_row = 0
         except CheckFailed:
-            raise CheckFailed("while one client sent data and read none, another client got no echo "
-                              "within 1 s: a blocking send() stalls the whole loop")
+            # A stalled loop misses every probe; a busy machine may delay one.
+            late_in_a_row += 1
+            if late_in_a_row == 2:
+                raise CheckFailed("while one client sent data and read none, other clients got no echo "
+                                  "within 1 s, twice in a row: a blocking send() stalls the whole loop")
+            s.close()
+            continue
         compare("the other client", b"ping\n", got)
         worst = max(worst, time.monotonic() - t0)
         s.close()
