@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What this chapter adds to the common command line (see usage()). */
@@ -475,23 +476,25 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
     block_sigchld(SIG_BLOCK);
     pid = fork();
     if (pid < 0) {
-        block_sigchld(SIG_UNBLOCK);
         log_conn_error("fork", peer);  /* EAGAIN: too many processes; this client only */
+        block_sigchld(SIG_UNBLOCK);
         close(conn_fd);
         return;
     }
     if (pid == 0) {
         /*
-         * The child.  It serves one client, so it closes what it inherited but
-         * does not need: the listening socket (else the port would stay open
-         * as long as any child lives) and the spare descriptor.  A stop
-         * signal must wake its recv(): wake_fd is now the client's socket.
+         * The child.  First, a stop signal must wake its recv(), and must not
+         * shut down the listening socket it still shares with the parent:
+         * wake_fd becomes the client's socket before anything else.  Then it
+         * closes what it inherited but does not need: the listening socket
+         * (else the port would stay open as long as any child lives) and the
+         * spare descriptor.  It has no children of its own to reap.
          */
+        wake_fd = conn_fd;
         signal(SIGCHLD, SIG_DFL);
         block_sigchld(SIG_UNBLOCK);
         close(listen_fd);
         close(spare_fd);
-        wake_fd = conn_fd;
         echo_session(conn_fd, peer);
         close(conn_fd);
         _exit(0);  /* not exit(): nothing of the parent's (stdio buffers, atexit) runs twice */
@@ -506,31 +509,54 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
     log_conn('+', peer, active);
 }
 
+/* Send sig to every child not yet reaped; returns how many.  SIGCHLD is blocked
+ * meanwhile, so no pid in the table can be reaped (and reused) under our feet. */
+static int signal_children(int sig)
+{
+    int count = 0;
+
+    block_sigchld(SIG_BLOCK);
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i].pid != 0 && !children[i].exited) {
+            kill(children[i].pid, sig);
+            count++;
+        }
+    }
+    block_sigchld(SIG_UNBLOCK);
+    return count;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
 /*
  * Stop: SIGTERM to every child (each one's handler shuts its client down and
  * it exits), then wait until the handler has reaped them all.  A child that
  * has not ended after a second gets SIGKILL: the server must stop in 2 s.
+ * The second is read from the clock, not counted in naps: every SIGCHLD cuts
+ * a nap short, so 50 children ending at once would count as a second.
  */
 static void end_children(void)
 {
-    int waited_ms = 0;
+    struct timespec start;
+    int killed = 0;
 
-    block_sigchld(SIG_BLOCK);
-    for (int i = 0; i < MAX_CHILDREN; i++)
-        if (children[i].pid != 0 && !children[i].exited)
-            kill(children[i].pid, SIGTERM);
-    block_sigchld(SIG_UNBLOCK);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    signal_children(SIGTERM);
     log_reaped_children();
     while (active > 0) {
-        if (waited_ms == 1000) {
-            block_sigchld(SIG_BLOCK);
-            for (int i = 0; i < MAX_CHILDREN; i++)
-                if (children[i].pid != 0 && !children[i].exited)
-                    kill(children[i].pid, SIGKILL);
-            block_sigchld(SIG_UNBLOCK);
+        if (!killed && elapsed_ms(&start) >= 1000) {
+            int stuck = signal_children(SIGKILL);
+            if (stuck > 0)
+                fprintf(stderr, "server: %d children still there after 1 s: SIGKILL\n", stuck);
+            killed = 1;
         }
         poll(NULL, 0, 20);  /* a SIGCHLD cuts the nap short */
-        waited_ms += 20;
         log_reaped_children();
     }
 }
