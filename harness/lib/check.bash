@@ -78,8 +78,15 @@ server_start() {
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
 # No live process left in the server's process group.
 group_gone() { [[ -z $(proc pids "$SERVER_PID") ]]; }
-# Exited: gone, or a zombie waiting for this shell to collect its status.
-server_exited() { ! server_alive || [[ $(ps -o stat= -p "$SERVER_PID") == Z* ]]; }
+# Exited: gone, or a zombie waiting for this shell to collect its status.  A process whose
+# main thread returned while other threads still run also shows Z; it has not exited until
+# /proc/PID/task holds the main thread alone (else `wait` below could block unbounded).
+server_exited() {
+    server_alive || return 0
+    [[ $(ps -o stat= -p "$SERVER_PID") == Z* ]] || return 1
+    local tasks=(/proc/"$SERVER_PID"/task/*)
+    ((${#tasks[@]} <= 1))
+}
 
 # server_stop [SIGNAL] [SECONDS]: send the signal (TERM), wait for the exit; sets SERVER_STATUS
 # and SERVER_STOP_MS. Returns 1 if the server is still running after SECONDS (2).

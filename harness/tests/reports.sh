@@ -4,6 +4,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+make -s -C "$root" 01-iterative >/dev/null
 "$root/harness/run" 01 --only build,echo --json "$tmp/r.json" --junit "$tmp/r.xml" >"$tmp/out"
 python3 - "$tmp/r.json" "$tmp/r.xml" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
