@@ -103,6 +103,9 @@ server_stop() {
     SERVER_STOP_MS=$(($(now_ms) - t0))
 }
 
+# measured TEXT: a figure the run prints under the check's result (for --scale and the like).
+measured() { printf '%s\n' "$*" >>"$LAB_LOG/measured"; }
+
 # client SUBCOMMAND ARGS...: run the Python test client against the server; on failure its
 # one-line explanation becomes the check's failure message.
 client() {
