@@ -15,7 +15,7 @@
 LAB_CLIENT="$LAB_ROOT/harness/clients/echo_client.py"
 LAB_PROC="$LAB_ROOT/harness/lib/proctool.py"
 LAB_START_TIMEOUT=${LAB_START_TIMEOUT:-10}  # seconds to print the ready line
-SERVER_N=0
+SERVER_K=0 SERVER_N=0
 
 # lab_fail MESSAGE: record why the current test failed, and fail it.
 lab_fail() {
@@ -49,9 +49,16 @@ server_start() {
         while [[ $1 != -- ]]; do wrap+=("$1"); shift; done
         shift
     fi
-    SERVER_N=$((SERVER_N + 1))
+    # Files named after the test and the server's rank in it: every bats test runs in a fresh
+    # process, so a plain counter would name the previous test's files, and the grep below could
+    # read the previous server's ready line (and port) before the new server's redirection
+    # truncates the file. Created empty here, before the server starts, for the same reason.
+    SERVER_K=$((SERVER_K + 1))
+    SERVER_N="${BATS_TEST_NUMBER:-0}-$SERVER_K"
     SERVER_OUT="$LAB_LOG/server$SERVER_N.out"
     SERVER_ERR="$LAB_LOG/server$SERVER_N.err"
+    : >"$SERVER_OUT"
+    : >"$SERVER_ERR"
     printf '%s\n' "${wrap[*]} $LAB_SERVER -p 0 -b 127.0.0.1 $*" >"$LAB_LOG/server$SERVER_N.cmd"
     setsid "${wrap[@]}" "$LAB_SERVER" -p 0 -b 127.0.0.1 "$@" \
         >"$SERVER_OUT" 2>"$SERVER_ERR" </dev/null 3>&- &
