@@ -111,6 +111,7 @@ static void usage(FILE *out)
 }
 
 /* A bad command line: one line saying what is wrong, the usage, exit 2. */
+__attribute__((format(printf, 1, 2), noreturn))
 static void usage_error(const char *fmt, ...)
 {
     va_list ap;
