@@ -353,20 +353,41 @@ def cmd_churn(a):
 
 
 def cmd_sigpipe(a):
-    """Make the server write to a peer that is gone, the way that raises SIGPIPE.  With TCP_CORK
-    our 60 KB and our FIN leave together, so the server's socket is in CLOSE_WAIT before it echoes
-    a byte.  Its first echo reaches a closed socket and brings back an RST; in CLOSE_WAIT that RST
-    makes the next send() fail with EPIPE, which raises SIGPIPE unless the server ignores it or
-    sends with MSG_NOSIGNAL.  (An RST on a socket that had no FIN yet first gives ECONNRESET,
-    without a signal, which is why simply resetting the connection is not enough.)"""
+    """Make the server write to a peer that is gone, the two ways that raise SIGPIPE.  A send()
+    fails with EPIPE (and raises SIGPIPE, unless the server ignores it or sends with MSG_NOSIGNAL)
+    on a socket that got our FIN and then our RST: the RST finds it in CLOSE_WAIT.  (An RST with
+    no FIN before it gives ECONNRESET, without a signal: resetting a connection is not enough.)
+
+    1. Queued: while a "plug" connection keeps a one-at-a-time server busy, n clients each send
+       60 KB and a FIN, then reset.  The server reads the 60 KB after the RST (the kernel keeps
+       them), and its very first echo fails with EPIPE, however the machine schedules us.
+    2. Live: n clients each send 60 KB and a FIN in one corked burst and close.  The server's
+       first echo reaches a closed socket and brings back an RST; the next send fails."""
+    plug = connect(a.port)
+    queued = []
     for i in range(a.n):
         s = connect(a.port)
         try:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             s.sendall(payload(60000, i))
+            s.shutdown(socket.SHUT_WR)  # flushes the cork: data and FIN leave together
         except OSError as e:
             raise CheckFailed(f"sigpipe client {i}: {e.strerror or e}")
+        queued.append(s)
+    time.sleep(0.2)  # the FINs are in: the server's sockets are in CLOSE_WAIT
+    for s in queued:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # SO_LINGER 0: close() sends an RST
+    plug.close()
+    for i in range(a.n):
+        s = connect(a.port)
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            s.sendall(payload(60000, a.n + i))
+        except OSError as e:
+            raise CheckFailed(f"sigpipe client {a.n + i}: {e.strerror or e}")
         s.close()
     time.sleep(0.3)
     cmd_short(a)
