@@ -10,7 +10,8 @@ shift
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log=$(mktemp)
 details=${REPEAT_DETAILS:-/tmp/repeat-details.$$}
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.run"' EXIT
+trap 'exit 2' INT TERM  # so that the EXIT trap runs
 for ((i = 1; i <= n; i++)); do
     "$here/../selftest" "$@" >"$log.run" 2>&1
     grep -E '^(ok|FAIL) ' "$log.run" >>"$log"
