@@ -749,11 +749,13 @@ static void reap_and_restart(const char *port, int ready_wr, int held_fd)
     }
 }
 
-/* Stop: SIGTERM to every worker, wait for each (SIGKILL after a second). */
+/* Stop: SIGTERM to every worker, wait for each (SIGKILL after a second on the clock). */
 static void stop_workers(void)
 {
-    int waited_ms = 0, left;
+    struct timespec start;
+    int killed = 0, left;
 
+    clock_gettime(CLOCK_MONOTONIC, &start);
     for (int i = 0; i < opt.workers; i++)
         if (workers[i].pid > 0)
             kill(workers[i].pid, SIGTERM);
@@ -768,13 +770,14 @@ static void stop_workers(void)
         left = 0;
         for (int i = 0; i < opt.workers; i++)
             left += workers[i].pid > 0;
-        if (left > 0 && waited_ms == 1000)
+        if (left > 0 && !killed && seconds_since(&start) >= 1.0) {
             for (int i = 0; i < opt.workers; i++)
                 if (workers[i].pid > 0)
                     kill(workers[i].pid, SIGKILL);
+            killed = 1;
+        }
         if (left > 0)
             poll(NULL, 0, 10);
-        waited_ms += 10;
     } while (left > 0);
 }
 
