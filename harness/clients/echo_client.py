@@ -363,32 +363,29 @@ def cmd_sigpipe(a):
        them), and its very first echo fails with EPIPE, however the machine schedules us.
     2. Live: n clients each send 60 KB and a FIN in one corked burst and close.  The server's
        first echo reaches a closed socket and brings back an RST; the next send fails."""
-    plug = connect(a.port)
-    queued = []
-    for i in range(a.n):
+    def corked_burst(i):
+        """A connection whose 60 KB leave in one corked burst (with the FIN, once it closes)."""
         s = connect(a.port)
         try:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             s.sendall(payload(60000, i))
-            s.shutdown(socket.SHUT_WR)  # flushes the cork: data and FIN leave together
         except OSError as e:
             raise CheckFailed(f"sigpipe client {i}: {e.strerror or e}")
-        queued.append(s)
+        return s
+
+    plug = connect(a.port)
+    queued = []
+    for i in range(a.n):
+        queued.append(corked_burst(i))
+        queued[-1].shutdown(socket.SHUT_WR)  # flushes the cork: data and FIN leave together
     time.sleep(0.2)  # the FINs are in: the server's sockets are in CLOSE_WAIT
     for s in queued:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()  # SO_LINGER 0: close() sends an RST
     plug.close()
     for i in range(a.n):
-        s = connect(a.port)
-        try:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-            s.sendall(payload(60000, a.n + i))
-        except OSError as e:
-            raise CheckFailed(f"sigpipe client {a.n + i}: {e.strerror or e}")
-        s.close()
+        corked_burst(a.n + i).close()
     time.sleep(0.3)
     cmd_short(a)
 
