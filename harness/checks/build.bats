@@ -1,28 +1,26 @@
 #!/usr/bin/env bats
-# build: the server compiles cleanly with the lab's warning flags, under gcc and clang.
+# points: 5
+# chapters: all
+# slow: no
+# claim: compiles with -Wall -Wextra -Werror under gcc and clang
+# hint: read the compiler's first error; unused variables, implicit declarations and sign comparisons are the usual ones
 
-setup() {
-    bats_require_minimum_version 1.5.0
-    load ../lib/check
-    [[ -n $LAB_SRC ]] || skip "no source to compile (graded with --bin)"
-}
+setup_file() { load ../lib/check && lab_setup_file; }
+setup() { load ../lib/check && lab_setup; }
+teardown() { lab_teardown; }
 
-teardown() { lab_cleanup; }
-
-compile_with() {
-    local cc=$1
-    # shellcheck disable=SC2046
-    if ! "$cc" $(lab_cflags) -o "$BATS_TEST_TMPDIR/server" "$LAB_SRC" >"$LAB_LOG/$cc.log" 2>&1; then
-        lab_fail "$cc $(lab_cflags) failed: $(grep -m1 -E 'error|warning' "$LAB_LOG/$cc.log")"
-        return 1
-    fi
+compiles_with() {
+    needs_source "the build check compiles the source"
+    # shellcheck disable=SC2046 # the flags are words
+    run "$1" $(lab_cflags) -o "$BATS_TEST_TMPDIR/server" "$LAB_SRC"
+    ((status == 0)) || fail "$1 $(lab_cflags) failed: $(grep -m1 -E 'error' <<<"$output")"
 }
 
 @test "compiles with gcc -Wall -Wextra -Werror" {
-    compile_with gcc
+    compiles_with gcc
 }
 
 @test "compiles with clang -Wall -Wextra -Werror" {
     command -v clang >/dev/null || skip "clang is not installed (harness/setup installs it as root)"
-    compile_with clang
+    compiles_with clang
 }

@@ -1,25 +1,31 @@
 #!/usr/bin/env bats
-# concurrency: what happens to a second client while a first one is connected.
-# 01 serves one client at a time (the second waits its turn: the lesson of the chapter);
-# 04 serves N at a time (client N+1 waits); every other model answers at once.
+# points: 15
+# chapters: all
+# slow: no
+# claim: a second client is answered within 1 s while another is connected (01: it waits its turn; 04: client N+1 waits while N are busy)
+# hint: the server must not block on one client while another is ready; for 01 and 04 the opposite is the lesson
 
-setup() {
-    bats_require_minimum_version 1.5.0
-    load ../lib/check
+setup_file() { load ../lib/check && lab_setup_file; }
+setup() { load ../lib/check && lab_setup; }
+teardown() { lab_teardown; }
+
+# What each model does with one client more than it serves at once: the iterative server (01)
+# makes the second client wait, the pool (04 with -w 4) the fifth; every other model answers it.
+# With five clients idle, the pool needs more than five workers to answer a sixth.
+declare -gA MODE=([01]=serial [04]=serial) BUSY=([01]=1 [04]=4) WORKERS=([04]=4) WORKERS_FOR_SIX=([04]=8)
+
+# start_with WORKERS: the server, with -w N where the table gives one.
+start_with() {
+    if [[ -n $1 ]]; then server_start -q -w "$1"; else server_start -q; fi
 }
 
-teardown() { lab_cleanup; }
-
-@test "a second client is answered (or waits its turn) as the model says" {
-    case $LAB_CHAPTER in
-        01) server_start -q && client concurrency serial --busy 1 ;;
-        04) server_start -q -w 4 && client concurrency serial --busy 4 ;;
-        *) server_start -q && client concurrency parallel --busy 1 ;;
-    esac
+@test "a client beyond what the model serves at once waits or is answered, as the model says" {
+    start_with "${WORKERS[$LAB_CHAPTER]:-}"
+    client concurrency "${MODE[$LAB_CHAPTER]:-parallel}" --busy "${BUSY[$LAB_CHAPTER]:-1}"
 }
 
 @test "a client is answered while five others are connected and idle" {
-    [[ $LAB_CHAPTER != 01 ]] || skip "01 serves one client at a time by design"
-    if [[ $LAB_CHAPTER == 04 ]]; then server_start -q -w 8; else server_start -q; fi
+    not_for 01 -- "01 serves one client at a time by design"
+    start_with "${WORKERS_FOR_SIX[$LAB_CHAPTER]:-}"
     client concurrency parallel --busy 5
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env bats
-# echo: every byte comes back, in order, binary-safe, whatever the size; half-close works.
+# points: 15
+# chapters: all
+# slow: no
+# claim: every byte comes back in order: short line, 64 KiB binary with NULs, 4 MiB streamed, 1,000 pipelined messages, three kinds of half-close
+# hint: a lost or reordered byte usually means a short write not completed (write_all), a buffer treated as a C string (strlen/printf on binary data), or pending output dropped when the client half-closes
 
+setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
-    bats_require_minimum_version 1.5.0
-    load ../lib/check
+    load ../lib/check && lab_setup
     server_start -q
 }
-
-teardown() { lab_cleanup; }
+teardown() { lab_teardown; }
 
 @test "a short line comes back" {
     client short
@@ -31,4 +34,8 @@ teardown() { lab_cleanup; }
 
 @test "a half-close that arrives with the data: everything comes back, then EOF" {
     client halfclose-corked
+}
+
+@test "40 half-closes read while output is still pending in the server's buffers: everything comes back" {
+    client halfclose-many 40
 }

@@ -1,31 +1,32 @@
 #!/usr/bin/env bats
-# zombies: every child that ends is reaped.
+# points: 10
+# chapters: 02 08
+# slow: no
+# claim: no zombie child remains after clients leave
+# hint: SIGCHLD must be handled by reaping with waitpid(-1, &status, WNOHANG) in a loop (one signal may stand for several children)
 
+setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
-    bats_require_minimum_version 1.5.0
-    load ../lib/check
+    load ../lib/check && lab_setup
     server_start -q
 }
+teardown() { lab_teardown; }
 
-teardown() { lab_cleanup; }
-
-no_zombies() { [[ $(proc zombies "$SERVER_PID") -eq 0 ]]; }
+no_zombies() { (($(proc zombies "$SERVER_PID") == 0)); }
 
 @test "no zombie child remains after 200 clients leave" {
     client parallel 200 --rounds 1
     client churn 100
     sleep 1
-    if ! wait_until 3 no_zombies; then
-        lab_fail "$(proc zombies "$SERVER_PID") zombie children 4 s after 300 clients left"
-    fi
+    wait_until 3 no_zombies || fail "$(proc zombies "$SERVER_PID") zombie children 4 s after 300 clients left"
 }
 
 @test "08: a worker that dies is reaped" {
-    [[ $LAB_CHAPTER == 08 ]] || skip "08's workers only"
+    only_for 08 -- "only 08 has workers"
     local victim
     victim=$(proc children "$SERVER_PID" | head -n 1)
-    [[ -n $victim ]] || { lab_fail "the master has no worker process"; return 1; }
+    [[ -n $victim ]] || fail "the master has no worker process"
     kill -KILL "$victim"
     sleep 1
-    wait_until 2 no_zombies || lab_fail "worker $victim, killed, is still a zombie 3 s later: the master does not reap"
+    wait_until 2 no_zombies || fail "worker $victim, killed, is still a zombie 3 s later: the master does not reap"
 }

@@ -5,7 +5,8 @@ Each subcommand exercises one behaviour of a running server and exits 0 when
 the server behaved, 1 with one line on stderr saying what was expected and
 what came when it did not, 2 on bad usage.  Every wait is bounded.
 
-    echo_client.py PORT short|binary|stream|pipeline|halfclose
+    echo_client.py PORT short|binary|stream|pipeline|halfclose|halfclose-corked
+    echo_client.py PORT halfclose-many [N]
     echo_client.py PORT parallel N
     echo_client.py PORT hold N --ready FILE [--seconds S]
     echo_client.py PORT concurrency serial|parallel [--busy K]
@@ -16,9 +17,9 @@ The host is 127.0.0.1 unless --host says otherwise.
 
 import argparse
 import asyncio
-import os
 import random
 import select
+import selectors
 import signal
 import socket
 import struct
@@ -209,6 +210,125 @@ def cmd_halfclose_corked(a):
     compare(what, data, recv_exactly(s, len(data), what))
     expect_eof(s, what + ": after echoing everything")
     s.close()
+
+
+# halfclose-many.  Set on each socket before connect(): a 1,000-byte MSS (Linux sizes the server's
+# send buffer from the MSS and its congestion window) and a 2 KB receive buffer (our window).  The
+# kernel then holds only some 40-50 KB of a connection's echo while we read nothing (40.5-49.5 KB
+# measured, Linux 6.18, bbr and reno), where it would hold megabytes that vary with autotuning.
+HC_MSS, HC_RCVBUF = 1000, 2048
+# What the connections send, spread evenly over this range: most amounts end past what the kernel
+# holds, by less than the event-loop servers' 64 KiB output buffer; none by more than some 90 KB,
+# which a blocking server's receive buffer and our send buffer hold with room to spare (800 KB).
+HC_SIZES = (48_000, 128_000)
+HC_SETTLE = 0.2   # seconds from a connection's FIN to its first read: the server reads the FIN first
+HC_UNSTICK = 1.0  # seconds of nothing moving while still sending: see cmd_halfclose_many
+
+
+class _Sender:
+    """One connection of halfclose-many: its bytes, how many went out, how many came back."""
+
+    def __init__(self, no, sock, data):
+        self.no, self.sock, self.data = no, sock, data
+        self.sent, self.got, self.read_at = 0, bytearray(), None
+
+
+def cmd_halfclose_many(a):
+    """n connections, each with a different amount: send it all, then shutdown(SHUT_WR), then
+    (HC_SETTLE later) read everything back, every byte checked, then EOF.  Not a byte is read before
+    the FIN, so the kernel holds a fixed amount of the echo (see HC_MSS); most amounts end past it
+    by less than an event-loop server's 64 KiB output buffer, so the server reads their FIN with
+    the rest still in that buffer, however the processes are scheduled.  A server that closes as
+    soon as recv() returns 0 drops it, and fails here every time.
+
+    A blocking server (01-04) stops reading while its send() waits for us; the rest of the amount
+    waits in its receive buffer and our send buffer, so our sending completes.  Were they ever too
+    small (other kernel settings), nothing would move: after HC_UNSTICK s the connections still
+    sending half-close where they are, and are held to what they sent."""
+    n = a.n
+    lo, hi = HC_SIZES
+    sel = selectors.DefaultSelector()
+    sending, settling, reading = set(), set(), set()
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HC_RCVBUF)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, HC_MSS)
+        s.settimeout(TIMEOUT)
+        try:
+            s.connect((HOST, a.port))
+        except OSError as e:
+            raise CheckFailed(f"connection {i + 1} of {n}: could not connect to {HOST}:{a.port}: {e.strerror or e}")
+        s.setblocking(False)
+        c = _Sender(i + 1, s, payload(lo + (hi - lo) * i // max(n - 1, 1) + 7 * i, 500 + i))
+        sending.add(c)
+        sel.register(s, selectors.EVENT_WRITE, c)
+
+    def where(c):
+        return f"connection {c.no} of {n}"
+
+    def half_close(c, now):
+        try:
+            c.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            raise CheckFailed(f"{where(c)}: shutdown(SHUT_WR) failed after {c.sent:,} bytes sent: {e.strerror or e}")
+        sel.unregister(c.sock)
+        sending.discard(c)
+        settling.add(c)
+        c.read_at = now + HC_SETTLE
+
+    moved = start = time.monotonic()
+    while sending or settling or reading:
+        now = time.monotonic()
+        for c in [c for c in settling if c.read_at <= now]:
+            settling.discard(c)
+            reading.add(c)
+            sel.register(c.sock, selectors.EVENT_READ, c)
+        if now - moved > TIMEOUT or now - start > 60:
+            c = min(sending | settling | reading, key=lambda c: c.no)
+            if c in sending:
+                raise CheckFailed(f"{where(c)}: sending stalled at {c.sent:,} of {len(c.data):,} bytes "
+                                  f"for {now - moved:.0f} s")
+            raise CheckFailed(f"{where(c)}: {len(c.got):,} of {c.sent:,} bytes came back, then nothing for "
+                              f"{now - moved:.0f} s after the client half-closed")
+        if sending and now - moved > HC_UNSTICK:
+            for c in list(sending):
+                half_close(c, now)
+        wake = min((c.read_at for c in settling), default=now + 0.1)
+        for key, _ in sel.select(max(0.0, min(wake - now, 0.1))):
+            c = key.data
+            if c in sending:
+                try:
+                    c.sent += c.sock.send(memoryview(c.data)[c.sent:c.sent + 65536])
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    raise CheckFailed(f"{where(c)}: sending failed after {c.sent:,} of {len(c.data):,} bytes: "
+                                      f"{e.strerror or e}")
+                moved = time.monotonic()
+                if c.sent == len(c.data):
+                    half_close(c, moved)
+                continue
+            try:
+                chunk = c.sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                raise CheckFailed(f"{where(c)}: the connection failed after {len(c.got):,} of {c.sent:,} bytes "
+                                  f"came back: {e.strerror or e}")
+            moved = time.monotonic()
+            if chunk:
+                c.got += chunk
+                if len(c.got) > c.sent:
+                    raise CheckFailed(f"{where(c)}: {len(c.got):,} bytes came back for {c.sent:,} sent")
+                continue
+            if len(c.got) < c.sent:
+                raise CheckFailed(f"{where(c)}: the server closed after {len(c.got):,} of {c.sent:,} bytes once "
+                                  f"the client half-closed: output still pending in its buffer was dropped")
+            compare(where(c), c.data[:c.sent], bytes(c.got))
+            reading.discard(c)
+            sel.unregister(c.sock)
+            c.sock.close()
+    sel.close()
 
 
 # ---- many connections ------------------------------------------------------
@@ -434,6 +554,24 @@ def cmd_slowreader(a):
     abort(slow)
 
 
+COMMANDS = {
+    "short": cmd_short,
+    "binary": cmd_binary,
+    "stream": cmd_stream,
+    "pipeline": cmd_pipeline,
+    "halfclose": cmd_halfclose,
+    "halfclose-corked": cmd_halfclose_corked,
+    "halfclose-many": cmd_halfclose_many,
+    "parallel": cmd_parallel,
+    "hold": cmd_hold,
+    "concurrency": cmd_concurrency,
+    "resets": cmd_resets,
+    "churn": cmd_churn,
+    "sigpipe": cmd_sigpipe,
+    "slowreader": cmd_slowreader,
+}
+
+
 def main():
     global HOST
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -453,7 +591,7 @@ def main():
     q = sub.add_parser("concurrency")
     q.add_argument("mode", choices=("serial", "parallel"))
     q.add_argument("--busy", type=int, default=1)
-    for name, default in (("resets", 20), ("churn", 1000), ("sigpipe", 20)):
+    for name, default in (("resets", 20), ("churn", 1000), ("sigpipe", 20), ("halfclose-many", 40)):
         q = sub.add_parser(name)
         q.add_argument("n", type=int, nargs="?", default=default)
     q = sub.add_parser("slowreader")
@@ -461,7 +599,7 @@ def main():
     a = p.parse_args()
     HOST = a.host
     try:
-        globals()["cmd_" + a.cmd.replace("-", "_")](a)
+        COMMANDS[a.cmd](a)
     except CheckFailed as e:
         print(e, file=sys.stderr)
         sys.exit(1)

@@ -1,36 +1,132 @@
 # shellcheck shell=bash
-# Helpers shared by the checks (harness/checks/*.bats), loaded in each file's setup().
+# Helpers shared by the checks (harness/checks/*.bats). Every check file starts with
 #
-# harness/run sets, for every check:
-#   LAB_ROOT         the lab's top directory
-#   LAB_CHAPTER      two digits, e.g. 05;  LAB_CHAPTER_DIR  e.g. 05-select
-#   LAB_SERVER       the server binary under test
-#   LAB_SRC          its server.c, or empty when grading a binary alone (--bin)
-#   LAB_LOG          a directory for this check's logs (kept only if the check fails)
-#   LAB_QUICK        1 with --quick
+#   setup_file() { load ../lib/check && lab_setup_file; }
+#   setup() { load ../lib/check && lab_setup; }
+#   teardown() { lab_teardown; }
 #
-# A check fails with a sentence for the student: lab_fail "what was observed".
-# The sentence goes to $LAB_LOG/failures, which harness/run prints under the check.
+# and runs under plain bats as well as under harness/run:
+#
+#   LAB_SERVER=06-poll/server bats harness/checks/echo.bats
+#
+# What a check reads (harness/run sets them all; under plain bats only LAB_SERVER is needed):
+#   LAB_SERVER    the server binary under test
+#   LAB_CHAPTER   01 ... 08 (or 06-poll); by default from the directory of LAB_SERVER
+#   LAB_SRC       its server.c; by default the server.c beside LAB_SERVER; empty: no source (--bin)
+#   LAB_LOG       where server and client logs go; by default bats' $BATS_FILE_TMPDIR
+#   LAB_QUICK     1: the slow checks' tests skip;  LAB_SCALE  1: limits' --scale test runs
+#   LAB_PYTHON    the Python 3 interpreter of the clients and tools; by default python3's
+#
+# A check fails with one sentence for the student, through bats-support's fail: what was
+# observed, in plain words ("3 zombie children 4 s after 300 clients left"). The check's hint (its
+# header) names the likely mistake; harness/run prints both.
 
+LAB_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 LAB_CLIENT="$LAB_ROOT/harness/clients/echo_client.py"
 LAB_PROC="$LAB_ROOT/harness/lib/proctool.py"
-LAB_START_TIMEOUT=${LAB_START_TIMEOUT:-10}  # seconds to print the ready line
-SERVER_K=0 SERVER_N=0
+LAB_START_TIMEOUT=${LAB_START_TIMEOUT:-10}  # seconds a server has to print its ready line
+CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-120}       # seconds a test client may run
+SERVER_K=0
 
-# lab_fail MESSAGE: record why the current test failed, and fail it.
-lab_fail() {
-    printf '%s: %s\n' "$BATS_TEST_DESCRIPTION" "$*" >>"$LAB_LOG/failures"
-    return 1
+# lab_header KEY [FILE]: the value of "# KEY: value" in a check file's header.
+lab_header() {
+    sed -nE "1,20s/^# $1: *(.*)$/\\1/p" "${2:-$BATS_TEST_FILENAME}" | head -n 1
 }
+
+# Once per file: resolve what the tests need and export it to them.
+lab_setup_file() {
+    local dir
+    if [[ -z ${LAB_SERVER:-} ]]; then
+        echo "set LAB_SERVER to the server to check, e.g. LAB_SERVER=06-poll/server bats $BATS_TEST_FILENAME" >&2
+        return 1
+    fi
+    [[ $LAB_SERVER == /* ]] || LAB_SERVER="$PWD/$LAB_SERVER"
+    if [[ ! -x $LAB_SERVER ]]; then
+        echo "no server binary at $LAB_SERVER (build it first, e.g. make 06-poll)" >&2
+        return 1
+    fi
+    dir=$(basename "$(dirname "$LAB_SERVER")")
+    LAB_CHAPTER=${LAB_CHAPTER:-$dir}
+    LAB_CHAPTER=${LAB_CHAPTER:0:2}
+    LAB_CHAPTER_DIR=$(cd "$LAB_ROOT" && compgen -G "$LAB_CHAPTER-*" | head -n 1)
+    if [[ ! $LAB_CHAPTER =~ ^0[1-9]$ || -z $LAB_CHAPTER_DIR ]]; then
+        echo "which chapter is $LAB_SERVER? Set LAB_CHAPTER (01 to 08)" >&2
+        return 1
+    fi
+    if [[ -z ${LAB_SRC+set} && -f $(dirname "$LAB_SERVER")/server.c ]]; then
+        LAB_SRC="$(dirname "$LAB_SERVER")/server.c"
+    fi
+    LAB_LOG=${LAB_LOG:-$BATS_FILE_TMPDIR}
+    # The interpreter itself, found once: python3 may be a wrapper (pyenv's shim costs 0.15 s a call).
+    LAB_PYTHON=${LAB_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
+    # A backstop per test, below harness/run's limit for the whole file (valgrind is slow).
+    if [[ -z ${BATS_TEST_TIMEOUT:-} ]]; then
+        if [[ $(lab_header slow) == yes ]]; then BATS_TEST_TIMEOUT=600; else BATS_TEST_TIMEOUT=150; fi
+    fi
+    export LAB_SERVER LAB_CHAPTER LAB_CHAPTER_DIR LAB_SRC=${LAB_SRC:-} LAB_LOG LAB_PYTHON BATS_TEST_TIMEOUT
+}
+
+# Before each test: bats-support (its fail), and a skip (with its reason) when the check does not
+# apply to this chapter, or is slow and --quick was asked for. The checks fail with a sentence for
+# the student rather than bats-assert's generic reports, which harness/tests/harness.bats uses.
+lab_setup() {
+    bats_require_minimum_version 1.5.0
+    bats_load_library bats-support
+    local chapters check
+    check=$(basename "$BATS_TEST_FILENAME" .bats)
+    chapters=$(lab_header chapters)
+    if [[ $chapters != all && " $chapters " != *" $LAB_CHAPTER "* ]]; then
+        skip "$check applies to chapters $chapters, not to $LAB_CHAPTER_DIR"
+    fi
+    if [[ ${LAB_QUICK:-0} == 1 && $(lab_header slow) == yes ]]; then
+        skip "$check is slow (LAB_QUICK=1)"
+    fi
+}
+
+# only_for CHAPTER... -- REASON: skip this test unless the chapter is one of those named.
+only_for() {
+    local list=()
+    while [[ $1 != -- ]]; do list+=("$1"); shift; done
+    shift
+    [[ " ${list[*]} " == *" $LAB_CHAPTER "* ]] || skip "$*"
+}
+
+# not_for CHAPTER... -- REASON: skip this test for the chapters named.
+not_for() {
+    local list=()
+    while [[ $1 != -- ]]; do list+=("$1"); shift; done
+    shift
+    [[ " ${list[*]} " != *" $LAB_CHAPTER "* ]] || skip "$*"
+}
+
+# needs_source: skip this test when the server was given without its source (--bin).
+needs_source() {
+    [[ -n $LAB_SRC ]] || skip "no source to compile (graded with --bin); $*"
+}
+
+# Whatever a test started is killed, whatever happened.
+lab_teardown() {
+    local pg
+    [[ -f $LAB_LOG/pgids ]] || return 0
+    # Collected here, with stderr closed: bash reports a job it sees killed ("Killed").
+    while read -r pg; do
+        { kill -KILL -- "-$pg" && wait "$pg"; } 2>/dev/null || true
+    done <"$LAB_LOG/pgids"
+    : >"$LAB_LOG/pgids"
+}
+
+# What the checks need to know of a chapter's model beyond their own tables: whether it serves
+# every client at once (01 serves one at a time, 04 -w N at a time).
+lab_serves_all() { [[ $LAB_CHAPTER != 01 && $LAB_CHAPTER != 04 ]]; }
 
 now_ms() {
     local t=${EPOCHREALTIME/./}
     echo $((t / 1000))
 }
 
-# wait_until SECONDS COMMAND...: poll COMMAND every 50 ms until it succeeds; 1 if it never does.
+# wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds; 1 if it never does.
 wait_until() {
-    local limit_ms=$(($(now_ms) + ${1%.*} * 1000)) 
+    local limit_ms=$(($(now_ms) + ${1%.*} * 1000))
     shift
     until "$@"; do
         (($(now_ms) >= limit_ms)) && return 1
@@ -38,21 +134,22 @@ wait_until() {
     done
 }
 
+# Observations through /proc (harness/lib/proctool.py says what each subcommand prints).
+proc() { "$LAB_PYTHON" "$LAB_PROC" "$@"; }
+
 # server_start [WRAPPER... --] [SERVER OPTIONS...]
-# Starts the server on 127.0.0.1, port 0, in its own process group (setsid), with stdout and
-# stderr in files (a pipe nobody drains would block the server in printf), fd 3 closed (bats
-# would wait for it). Waits for the ready line and sets SERVER_PID (= its process group),
-# SERVER_PORT, SERVER_OUT and SERVER_ERR. A wrapper (valgrind ...) goes before "--".
+# Starts the server on 127.0.0.1, port 0, in its own process group (setsid), stdout and stderr in
+# files (a pipe nobody drains would block the server in printf), fd 3 closed (bats would wait for
+# it). Waits for the ready line and sets SERVER_PID (= its process group), SERVER_PORT,
+# SERVER_OUT and SERVER_ERR. A wrapper (valgrind ..., prlimit ...) goes before "--".
 server_start() {
-    local wrap=() line
+    local wrap=() rc
     if [[ " $* " == *" -- "* ]]; then
         while [[ $1 != -- ]]; do wrap+=("$1"); shift; done
         shift
     fi
-    # Files named after the test and the server's rank in it: every bats test runs in a fresh
-    # process, so a plain counter would name the previous test's files, and the grep below could
-    # read the previous server's ready line (and port) before the new server's redirection
-    # truncates the file. Created empty here, before the server starts, for the same reason.
+    # Named after the test and the server's rank in it, and created empty before the server
+    # starts: the ready-line wait must never read the previous server's file.
     SERVER_K=$((SERVER_K + 1))
     SERVER_N="${BATS_TEST_NUMBER:-0}-$SERVER_K"
     SERVER_OUT="$LAB_LOG/server$SERVER_N.out"
@@ -64,29 +161,20 @@ server_start() {
         >"$SERVER_OUT" 2>"$SERVER_ERR" </dev/null 3>&- &
     SERVER_PID=$!
     echo "$SERVER_PID" >>"$LAB_LOG/pgids"
-    local limit_ms=$(($(now_ms) + LAB_START_TIMEOUT * 1000))
-    while :; do
-        line=$(grep -m1 -E '^listening on .*:[0-9]+$' "$SERVER_OUT" || true)
-        [[ -n $line ]] && break
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            wait "$SERVER_PID"
-            lab_fail "the server exited (status $?) before printing its ready line; its stderr ends with: $(tail -n 2 "$SERVER_ERR" | tr '\n' ' ')"
-            return 1
-        fi
-        if (($(now_ms) >= limit_ms)); then
-            lab_fail "the server printed no 'listening on ADDR:PORT' line within ${LAB_START_TIMEOUT} s"
-            return 1
-        fi
-        sleep 0.05
-    done
-    SERVER_PORT=${line##*:}
+    SERVER_PORT=$(proc ready "$SERVER_OUT" "$SERVER_PID" "$LAB_START_TIMEOUT") && return 0
+    rc=$?
+    if ((rc == 1)); then
+        fail "the server exited ($(server_death)) before printing its ready line; its stderr ends with: $(tail -n 2 "$SERVER_ERR" | tr '\n' ' ')"
+        return
+    fi
+    fail "the server printed no 'listening on ADDR:PORT' line within $LAB_START_TIMEOUT s"
 }
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
 # No live process left in the server's process group.
 group_gone() { [[ -z $(proc pids "$SERVER_PID") ]]; }
-# Exited: gone, or a zombie waiting for this shell to collect its status.  A process whose
-# main thread returned while other threads still run also shows Z; it has not exited until
+# Exited: gone, or a zombie waiting for this shell to collect its status. A process whose main
+# thread returned while other threads still run also shows Z; it has not exited until
 # /proc/PID/task holds the main thread alone (else `wait` below could block unbounded).
 server_exited() {
     server_alive || return 0
@@ -107,57 +195,11 @@ server_stop() {
     fi
     wait "$SERVER_PID"
     SERVER_STATUS=$?
+    # shellcheck disable=SC2034 # read by the checks (shutdown.bats measures it)
     SERVER_STOP_MS=$(($(now_ms) - t0))
 }
 
-# measured TEXT: a figure the run prints under the check's result (for --scale and the like).
-measured() { printf '%s\n' "$*" >>"$LAB_LOG/measured"; }
-
-# client SUBCOMMAND ARGS...: run the Python test client against the server; on failure its
-# one-line explanation becomes the check's failure message.
-client() {
-    local out
-    out="$LAB_LOG/client.$1.$SERVER_N"
-    if timeout -k 5 "${CLIENT_TIMEOUT:-120}" python3 "$LAB_CLIENT" "$SERVER_PORT" "$@" >"$out" 2>&1; then
-        return 0
-    fi
-    local rc=$?
-    if ((rc == 124)); then
-        lab_fail "the test client '$1' did not finish within ${CLIENT_TIMEOUT:-120} s"
-    elif ! server_alive; then
-        lab_fail "the server died during '$1' ($(server_death))"
-    else
-        lab_fail "$(tail -n 1 "$out")"
-    fi
-}
-
-# Background clients: client_bg NAME SUBCOMMAND ARGS... (its own process group, recorded for cleanup)
-client_bg() {
-    local name=$1
-    shift
-    setsid python3 "$LAB_CLIENT" "$SERVER_PORT" "$@" >"$LAB_LOG/client.$name" 2>&1 </dev/null 3>&- &
-    echo $! >>"$LAB_LOG/pgids"
-    printf -v "CLIENT_${name//-/_}" '%s' $!
-}
-
-# hold N idle connections in the background; returns when they are all open.
-hold_clients() {
-    local n=$1
-    shift
-    rm -f "$LAB_LOG/hold.ready"
-    client_bg hold hold "$n" --ready "$LAB_LOG/hold.ready" "$@"
-    if ! wait_until 60 test -s "$LAB_LOG/hold.ready"; then
-        lab_fail "could not open $n connections within 60 s: $(tail -n 1 "$LAB_LOG/client.hold")"
-        return 1
-    fi
-}
-
-release_clients() {
-    kill -TERM "${CLIENT_hold:?}" 2>/dev/null
-    wait "$CLIENT_hold" 2>/dev/null || true
-}
-
-# How the server died, from the status bash saw and its last stderr lines.
+# How the server died, from the status bash saw.
 server_death() {
     local st
     wait "$SERVER_PID" 2>/dev/null
@@ -169,67 +211,104 @@ server_death() {
     fi
 }
 
-# Observations through /proc (see proctool.py).
-proc() { python3 "$LAB_PROC" "$@"; }
-group_fds() {
-    local pid total=0
-    for pid in $(proc pids "$SERVER_PID"); do
-        total=$((total + $(proc fds "$pid" 2>/dev/null || echo 0)))
-    done
-    echo "$total"
+# assert_server_alive WHILE: fail if the server died, saying how and while doing what.
+assert_server_alive() {
+    server_alive || fail "the server died $1 ($(server_death))"
+}
+
+# measured TEXT: a figure shown under the check's result (bats prints fd 3 as a TAP comment).
+measured() { printf '# measured: %s\n' "$*" >&3; }
+
+# client SUBCOMMAND ARGS...: run the Python test client against the server; on failure its
+# one-line explanation is the test's failure.
+client() {
+    local out="$LAB_LOG/client.$1.$SERVER_N" rc
+    timeout -k 5 "$CLIENT_TIMEOUT" "$LAB_PYTHON" "$LAB_CLIENT" "$SERVER_PORT" "$@" >"$out" 2>&1 && return 0
+    rc=$?
+    if ((rc == 124)); then
+        fail "the test client '$1' did not finish within $CLIENT_TIMEOUT s"
+        return
+    fi
+    assert_server_alive "during '$1'" || return
+    fail "$(tail -n 1 "$out")"
+}
+
+# client_bg NAME SUBCOMMAND ARGS...: a client in the background, in its own process group
+# (killed by lab_teardown); BG_PID is its pid, its output goes to $LAB_LOG/client.NAME.
+client_bg() {
+    local name=$1
+    shift
+    setsid "$LAB_PYTHON" "$LAB_CLIENT" "$SERVER_PORT" "$@" >"$LAB_LOG/client.$name" 2>&1 </dev/null 3>&- &
+    BG_PID=$!
+    echo "$BG_PID" >>"$LAB_LOG/pgids"
+}
+
+# client_bg_wait NAME PID: wait for that background client; its failure is the test's failure.
+client_bg_wait() {
+    wait "$2" && return 0
+    assert_server_alive "during '$1'" || return
+    fail "$(tail -n 1 "$LAB_LOG/client.$1")"
+}
+
+# hold_clients N [--no-verify]: N idle connections in the background; returns once all are open.
+hold_clients() {
+    local n=$1
+    shift
+    rm -f "$LAB_LOG/hold.ready"
+    client_bg hold hold "$n" --ready "$LAB_LOG/hold.ready" "$@"
+    HOLD_PID=$BG_PID
+    wait_until 60 test -s "$LAB_LOG/hold.ready" ||
+        fail "could not open $n connections within 60 s: $(tail -n 1 "$LAB_LOG/client.hold")"
+}
+
+# hold_idle N: N idle connections, each checked to echo first where the model serves them all.
+hold_idle() {
+    if lab_serves_all; then hold_clients "$1"; else hold_clients "$1" --no-verify; fi
+}
+
+release_clients() {
+    kill -TERM "$HOLD_PID" 2>/dev/null
+    wait "$HOLD_PID" 2>/dev/null || true
+}
+
+# cpu_below PERCENT SECONDS: the server's process group uses under PERCENT of one core over the
+# next SECONDS; sets CPU_PCT to what it used.
+cpu_below() {
+    CPU_PCT=$(proc cpu "$SERVER_PID" "$2")
+    awk -v used="$CPU_PCT" -v max="$1" 'BEGIN { exit !(used < max) }'
 }
 
 # The lab's compiler flags, shared with the Makefile (one place: harness/lib/cflags).
 lab_cflags() { cat "$LAB_ROOT/harness/lib/cflags"; }
 
-# build_variant NAME CC FLAGS...: compile LAB_SRC into $LAB_BUILD/server-NAME (once per run).
+# build_variant NAME CC FLAGS...: compile LAB_SRC into $BATS_FILE_TMPDIR/server-NAME, the server
+# that server_start starts from then on in this test.
 build_variant() {
-    local name=$1 cc=$2 out
+    local name=$1 cc=$2
     shift 2
-    out="$LAB_BUILD/server-$name"
-    if [[ ! -x $out ]]; then
-        # shellcheck disable=SC2046
-        if ! "$cc" $(lab_cflags) "$@" -o "$out" "$LAB_SRC" >"$LAB_LOG/build-$name.log" 2>&1; then
-            lab_fail "the $name build failed: $(grep -m1 -E 'error' "$LAB_LOG/build-$name.log")"
-            return 1
-        fi
-    fi
-    echo "$out"
+    LAB_SERVER="$BATS_FILE_TMPDIR/server-$name"
+    # shellcheck disable=SC2046 # the flags are words
+    "$cc" $(lab_cflags) "$@" -o "$LAB_SERVER" "$LAB_SRC" >"$LAB_LOG/build-$name.log" 2>&1 ||
+        fail "the $name build failed: $(grep -m1 -E 'error' "$LAB_LOG/build-$name.log")"
 }
-
-# Kill whatever a test started, whatever happened (bats calls this from teardown).
-lab_cleanup() {
-    local pg
-    [[ -f $LAB_LOG/pgids ]] || return 0
-    while read -r pg; do
-        kill -KILL -- "-$pg" 2>/dev/null || true
-    done <"$LAB_LOG/pgids"
-    : >"$LAB_LOG/pgids"
-}
-
-# The parameters that depend on the chapter.
-chapter_parallel() {
-    case $LAB_CHAPTER in
-        02) echo 100 ;; 03 | 04 | 05) echo 500 ;; *) echo 1000 ;;
-    esac
-}
-chapter_serves_all() { [[ $LAB_CHAPTER != 01 && $LAB_CHAPTER != 04 ]]; }
 
 # The workload of the memory checks: a bit of everything a client can do, then the caller stops
 # the server. Sizes are small: valgrind runs it 20 to 50 times slower.
 lab_workload() {
-    client short && client binary && client halfclose && client pipeline || return 1
-    if chapter_serves_all; then client parallel 20 --rounds 2 || return 1; fi
-    client resets 5 && client churn 50 && client sigpipe 5
+    client short
+    client binary
+    client halfclose
+    client pipeline
+    if lab_serves_all; then client parallel 20 --rounds 2; fi
+    client resets 5
+    client churn 50
+    client sigpipe 5
 }
 
 # stop_after_workload SECONDS: SIGTERM, then the server must exit 0 within SECONDS.
 stop_after_workload() {
-    if ! server_stop TERM "$1"; then
-        lab_fail "still running $1 s after SIGTERM"
-        return 1
-    fi
-    [[ $SERVER_STATUS -eq 0 ]] || { lab_fail "exit status $SERVER_STATUS after SIGTERM, expected 0"; return 1; }
+    server_stop TERM "$1" || fail "still running $1 s after SIGTERM"
+    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM, expected 0"
 }
 
 # The active count of the last "+"/"-" log line of each log tag ("" or "[w1] "...), one per line.

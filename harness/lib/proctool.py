@@ -1,21 +1,41 @@
 #!/usr/bin/env python3
 """What the harness observes of a running server from outside, through /proc.
 
-    proctool.py pids PGID        the live processes of the server's process group, one per line
-    proctool.py fds PID          open descriptors of one process
-    proctool.py zombies PGID     zombie processes in the group (children nobody reaped)
-    proctool.py threads PID      threads of one process
-    proctool.py cpu PGID         CPU seconds (user + system) used so far by the group's processes
-    proctool.py rss PGID         resident memory of the whole group, KiB
-    proctool.py children PID     direct children of PID (alive or zombie), one per line
+    proctool.py pids PGID              live processes of the server's process group, one per line
+    proctool.py fds PGID               open descriptors of the whole group
+    proctool.py zombies PGID           zombie processes in the group (children nobody reaped)
+    proctool.py threads PID            threads of one process
+    proctool.py rss PGID               resident memory of the whole group, KiB
+    proctool.py children PID           direct children of PID that are alive (not zombies)
+    proctool.py cpu PGID SECONDS       CPU used by the group over the next SECONDS, in percent of
+                                       one core (user + system, every process of the group)
+    proctool.py peak rss|threads ID --while PID
+                                       the peak of the group's memory (KiB, ID a PGID) or of one
+                                       process's threads (ID a PID), sampled every 0.05 s while
+                                       process PID lives (at most 600 s)
+    proctool.py ready FILE PID SECONDS wait for the ready line "listening on ADDR:PORT" in FILE,
+                                       written by process PID: prints the port; exit 1 if PID
+                                       exits first, 3 on the time limit
+    proctool.py sigpipe PGID           tasks of the group exposed to SIGPIPE (neither ignored,
+                                       caught nor blocked in that thread), one "PID/TID (name)"
+                                       a line, nothing when all are safe; a tracer (strace) in the
+                                       group is left out; exit 1 if no process of the group lives
+    proctool.py socket-writes LOG...   read strace -f -yy logs: one line naming the first kind of
+                                       write to a TCP socket that can raise SIGPIPE (write(),
+                                       writev(), sendfile(), splice(), send*() without
+                                       MSG_NOSIGNAL) and how many; nothing when every one is
+                                       safe; exit 1 if a log cannot be read
 
 A process that vanishes while it is being read is simply not counted.
 """
 
 import os
+import re
 import sys
+import time
 
 TICKS = os.sysconf("SC_CLK_TCK")
+READY = re.compile(rb"^listening on .*:([0-9]+)$", re.M)
 
 
 def stat_fields(pid):
@@ -42,43 +62,340 @@ def group(pgid):
     return out
 
 
-def main():
-    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
-        sys.exit(__doc__)
-    what, n = sys.argv[1], int(sys.argv[2])
+def live(pgid):
+    return [pid for pid, f in group(pgid) if f[0] != "Z"]
+
+
+def count_fds(pid):
     try:
-        if what == "pids":
-            for pid, f in group(n):
-                if f[0] != "Z":
-                    print(pid)
-        elif what == "fds":
-            print(len(os.listdir(f"/proc/{n}/fd")))
-        elif what == "zombies":
-            print(sum(1 for _, f in group(n) if f[0] == "Z"))
-        elif what == "threads":
-            print(len(os.listdir(f"/proc/{n}/task")))
-        elif what == "cpu":
-            print("%.3f" % (sum(int(f[11]) + int(f[12]) for _, f in group(n)) / TICKS))
-        elif what == "rss":
-            total = 0
-            for pid, _ in group(n):
-                try:
-                    with open(f"/proc/{pid}/status") as st:
-                        total += next((int(l.split()[1]) for l in st if l.startswith("VmRSS:")), 0)
-                except OSError:
-                    pass
-            print(total)
-        elif what == "children":
-            for pid in all_pids():
-                try:
-                    if int(stat_fields(pid)[1]) == n:
-                        print(pid)
-                except (OSError, ValueError):
-                    pass
-        else:
-            sys.exit(__doc__)
-    except FileNotFoundError:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def count_threads(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def group_rss(pgid):
+    total = 0
+    for pid in live(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as st:
+                total += next((int(l.split()[1]) for l in st if l.startswith("VmRSS:")), 0)
+        except OSError:
+            pass
+    return total
+
+
+def group_cpu_seconds(pgid):
+    return sum(int(f[11]) + int(f[12]) for _, f in group(pgid)) / TICKS
+
+
+def alive(pid):
+    """Alive and not a zombie (a zombie is dead, only not yet collected)."""
+    try:
+        return stat_fields(pid)[0] != "Z"
+    except (OSError, ValueError):
+        return False
+
+
+def cmd_pids(n):
+    for pid in live(n):
+        print(pid)
+
+
+def cmd_fds(n):
+    print(sum(count_fds(pid) for pid in live(n)))
+
+
+def cmd_zombies(n):
+    print(sum(1 for _, f in group(n) if f[0] == "Z"))
+
+
+def cmd_threads(n):
+    if not os.path.isdir(f"/proc/{n}"):
         sys.exit(f"proctool: process {n} is gone")
+    print(count_threads(n))
+
+
+def cmd_rss(n):
+    print(group_rss(n))
+
+
+def cmd_children(n):
+    for pid in all_pids():
+        try:
+            f = stat_fields(pid)
+        except (OSError, ValueError):
+            continue
+        if int(f[1]) == n and f[0] != "Z":
+            print(pid)
+
+
+def cmd_cpu(n, seconds):
+    t0, c0 = time.monotonic(), group_cpu_seconds(n)
+    time.sleep(float(seconds))
+    c1, t1 = group_cpu_seconds(n), time.monotonic()
+    print("%.1f" % (100 * (c1 - c0) / (t1 - t0)))
+
+
+def cmd_peak(what, n, flag, pid):
+    if flag != "--while" or what not in ("rss", "threads"):
+        sys.exit(__doc__)
+    sample = group_rss if what == "rss" else count_threads
+    peak, deadline = 0, time.monotonic() + 600
+    while alive(int(pid)) and time.monotonic() < deadline:
+        peak = max(peak, sample(n))
+        time.sleep(0.05)
+    print(peak)
+
+
+def cmd_ready(path, pid, seconds):
+    deadline = time.monotonic() + float(seconds)
+    while True:
+        try:
+            with open(path, "rb") as f:
+                m = READY.search(f.read())
+        except OSError:
+            m = None
+        if m:
+            print(m.group(1).decode())
+            return
+        if not alive(int(pid)):
+            sys.exit(1)
+        if time.monotonic() >= deadline:
+            sys.exit(3)
+        time.sleep(0.02)
+
+
+SIGPIPE_BIT = 1 << (13 - 1)  # SIGPIPE is signal 13: bit 12 of the /proc status masks
+
+
+def task_status(pid, tid):
+    """{field: value} of /proc/PID/task/TID/status, or None if the task is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            return dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+    except OSError:
+        return None
+
+
+def cmd_sigpipe(n):
+    """A write to a vanished peer raises SIGPIPE in the thread that wrote: that thread is safe if
+    the signal is ignored or caught (per process) or blocked (per thread).  Zombie tasks (an
+    exited thread, a process nobody reaped) write nothing and are not counted."""
+    procs = {}
+    for pid, _ in group(n):
+        try:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+        tasks = [(tid, task_status(pid, tid)) for tid in tids]
+        tasks = [(tid, st) for tid, st in tasks if st and st.get("State", "Z")[0] not in "ZX"]
+        if tasks:
+            procs[pid] = tasks
+    if not procs:
+        sys.exit(f"proctool: process group {n} has no live process")
+    # A wrapper that traces the server (setsid strace -f ... ./server) is in the group too: it is
+    # not the server, whatever it does with SIGPIPE.
+    tracers = {int(st.get("TracerPid", "0")) for tasks in procs.values() for _, st in tasks}
+    for pid, tasks in procs.items():
+        if pid in tracers:
+            continue
+        for tid, st in tasks:
+            try:
+                masks = [int(st[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt")]
+            except (KeyError, ValueError):
+                continue
+            if not any(m & SIGPIPE_BIT for m in masks):
+                print(f"{pid}/{tid} ({st.get('Name', '?')})")
+
+
+# strace's lines: "[PID] [TIME] call(args" then ") = RESULT", or "<unfinished ...>" and later
+# "[PID] [TIME] <... call resumed>rest".  With -o and -f the pid leads bare, on stderr as [pid N].
+STRACE_HEAD = re.compile(r"^\s*(?:\[pid\s+(\d+)\]\s+|(\d+)\s+)?(?:\d[\d:.]*\s+)?")
+STRACE_CALL = re.compile(r"([a-z_0-9]+)\((.*)$", re.S)
+STRACE_RESUMED = re.compile(r"<\.\.\. ([a-z_0-9]+) resumed>\s?(.*)$", re.S)
+UNFINISHED = " <unfinished ...>"
+# -yy decorates a descriptor: 4<TCP:[127.0.0.1:8080->127.0.0.1:41234]>, 5<TCPv6:[...]>,
+# 2</tmp/err>, 1</dev/null<char 1:3>>, 6<pipe:[1234]>, 7<anon_inode:[eventfd]>,
+# 8<UNIX-STREAM:[1->2]>, or 9<socket:[1234]> when strace could not tell the protocol.
+FD_DECORATION = re.compile(r"^(-?\d+)<(.*)>$", re.S)
+MSG_NOSIGNAL = 0x4000
+SOCKET_CALLS = {  # name: (index of the descriptor written to, index of the flags or None)
+    "write": (0, None), "writev": (0, None), "pwritev": (0, None), "pwritev2": (0, None),
+    "sendfile": (0, None), "sendfile64": (0, None), "splice": (2, None),
+    "send": (0, 3), "sendto": (0, 3), "sendmsg": (0, 2), "sendmmsg": (0, 3),
+}
+CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
+
+
+def split_args(text):
+    """Top-level arguments of a strace call: commas inside "strings" (with \\-escapes), (...),
+    [...], {...} and <...> do not split.  A > only closes a < (the -> in TCP:[a->b] does not)."""
+    args, cur, stack, quoted, escaped = [], [], [], False, False
+    for ch in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in "([{<":
+            stack.append(ch)
+        elif ch in CLOSERS and stack and stack[-1] == CLOSERS[ch]:
+            stack.pop()
+        elif ch == ")" and not stack:
+            break  # the end of the arguments
+        elif ch == "," and not stack:
+            args.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    args.append("".join(cur).strip())
+    return args
+
+
+def socket_kind(fd_arg):
+    """'TCP socket' (TCP or TCPv6), 'socket' (protocol unknown to strace), or None (a file, a
+    pipe, an eventfd, a UNIX or UDP socket: no client is at the other end)."""
+    m = FD_DECORATION.match(fd_arg)
+    if not m:
+        return None
+    path = m.group(2)
+    if re.match(r"TCP(v6)?:\[", path):
+        return "TCP socket"
+    if path.startswith("socket:["):
+        return "socket"
+    return None
+
+
+def has_nosignal(flags):
+    for word in flags.split("|"):
+        word = word.strip()
+        if word == "MSG_NOSIGNAL":
+            return True
+        try:
+            if int(word, 0) & MSG_NOSIGNAL:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def unsafe_write(call, args):
+    """(what, advice): how a student would name and fix this call; None if it cannot raise
+    SIGPIPE (not on a TCP socket, or a send*() with MSG_NOSIGNAL)."""
+    fd_index, flags_index = SOCKET_CALLS[call]
+    if len(args) <= fd_index:
+        return None
+    kind = socket_kind(args[fd_index])
+    if kind is None:
+        return None
+    if flags_index is None:
+        if call == "write":
+            fix = "use send(fd, buf, len, MSG_NOSIGNAL)"
+        elif call.startswith(("writev", "pwritev")):
+            fix = "use sendmsg(fd, &msg, MSG_NOSIGNAL) with the same iovec"
+        else:
+            fix = "ignore SIGPIPE (sigaction with SIG_IGN) before the first client"
+        return f"{call}() on a {kind}", f"{call}() cannot carry MSG_NOSIGNAL; {fix}"
+    if len(args) <= flags_index:
+        return None  # cut short (a process killed mid-call): nothing to judge
+    flags = args[flags_index]
+    if has_nosignal(flags):
+        return None
+    name = call
+    if call == "sendto" and args[4:6] == ["NULL", "0"]:
+        name = "send"  # how the C library's send() reaches the kernel: sendto(fd, buf, len, flags, NULL, 0)
+    how = {"send": "send(fd, buf, len, MSG_NOSIGNAL)",
+           "sendto": "sendto(fd, buf, len, MSG_NOSIGNAL, addr, addrlen)",
+           "sendmsg": "sendmsg(fd, &msg, MSG_NOSIGNAL)",
+           "sendmmsg": "sendmmsg(fd, msgs, n, MSG_NOSIGNAL)"}[name]
+    seen = f", seen as sendto(fd, buf, len, {flags}, NULL, 0)" if name != call else f", flags {flags}"
+    return f"{name}() without MSG_NOSIGNAL", f"{kind}{seen}; use {how}, or ignore SIGPIPE"
+
+
+def strace_calls(path):
+    """(call, argument text) of every call in one strace log, the parts of a call that -f split
+    into "<unfinished ...>" and "<... call resumed>" put back together."""
+    pending = {}  # pid: (call, its arguments so far)
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            head = STRACE_HEAD.match(line)
+            pid = head.group(1) or head.group(2)
+            rest = line[head.end():]
+            m = STRACE_RESUMED.match(rest)
+            if m:
+                if pid in pending and pending[pid][0] == m.group(1):
+                    call, start = pending.pop(pid)
+                    yield call, start + m.group(2)
+                continue
+            m = STRACE_CALL.match(rest)
+            if not m:
+                continue  # --- signals ---, +++ exits +++, strace's own messages
+            call, text = m.groups()
+            if text.endswith(UNFINISHED):
+                pending[pid] = (call, text[:-len(UNFINISHED)])
+            else:
+                yield call, text
+    # A call never resumed (its process was killed in it) was made all the same.
+    yield from pending.values()
+
+
+def cmd_socket_writes(*logs):
+    first, counts = None, {}
+    for path in logs:
+        try:
+            for call, text in strace_calls(path):
+                if call not in SOCKET_CALLS:
+                    continue
+                found = unsafe_write(call, split_args(text))
+                if found:
+                    counts[found[0]] = counts.get(found[0], 0) + 1
+                    first = first or found
+        except OSError as e:
+            sys.exit(f"proctool: cannot read the strace log {path}: {e.strerror or e}")
+    if first:
+        what, advice = first
+        n = counts[what]
+        print(f"{what} ({n:,} such call{'s' if n != 1 else ''}): {advice}")
+
+
+COMMANDS = {  # name: (function, number of arguments; None: one or more)
+    "pids": (cmd_pids, 1), "fds": (cmd_fds, 1), "zombies": (cmd_zombies, 1),
+    "threads": (cmd_threads, 1), "rss": (cmd_rss, 1), "children": (cmd_children, 1),
+    "cpu": (cmd_cpu, 2), "peak": (cmd_peak, 4), "ready": (cmd_ready, 3),
+    "sigpipe": (cmd_sigpipe, 1), "socket-writes": (cmd_socket_writes, None),
+}
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    fn, nargs = COMMANDS[sys.argv[1]]
+    args = sys.argv[2:]
+    if nargs is None:  # socket-writes LOG...: file names, not ids
+        if not args:
+            sys.exit(__doc__)
+        fn(*args)
+        return
+    if len(args) != nargs:
+        sys.exit(__doc__)
+    # The process (group) id: the first argument; the second for peak and ready.
+    first = 1 if sys.argv[1] in ("peak", "ready") else 0
+    if not args[first].isdigit():
+        sys.exit(__doc__)
+    args[first] = int(args[first])
+    fn(*args)
 
 
 if __name__ == "__main__":

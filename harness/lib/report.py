@@ -1,47 +1,181 @@
 #!/usr/bin/env python3
-"""Turn harness/run's results (TSV: chapter, check, status, points, max, seconds, detail)
-into JSON and/or JUnit XML.  Usage: report.py RESULTS JSON_FILE|- JUNIT_FILE|-"""
+"""harness/run's report writer: reads what bats said of each check (TAP), and merges the
+per-check results into JSON and JUnit XML.
 
+    report.py check TAP
+        what one check's bats TAP stream says, one line each: "status pass|fail|skip|none",
+        "failed TEST: SENTENCE" per failed test (the last line it printed: bats-support's fail),
+        "skipped REASON" and "measured FIGURE" (a check's "# measured: ..." lines, on fd 3)
+    report.py merge RESULTS [--json FILE] [--junit FILE] [--error SENTENCE]
+        RESULTS: one line per graded check, tab-separated: chapter, check, status (pass, fail or
+        skip), points won, points at stake, seconds, what it failed with or why it skipped, its
+        log directory (holding bats.tap, whose tests become the JUnit test cases). --error: the
+        set-up error that stopped the run (a submission that does not compile, a server that
+        never starts); the reports say it, with whatever was graded before it.
+    report.py expect JSON LABEL [BREAKS KEEPS]
+        for the self-test: each check of a --json report against what was expected of it, one
+        line each, "ok|WHAT|" or "not ok|WHAT|DETAIL". Without BREAKS and KEEPS (comma lists)
+        every check must pass (a reference server); with them, the checks in BREAKS must fail
+        and those in KEEPS pass (a broken server), and each of them must have run.
+"""
+
+import argparse
 import json
+import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 
 
-def main():
-    results, json_path, junit_path = sys.argv[1:4]
+TAP_TEST = re.compile(r"^(not ok|ok) \d+ (.*?)(?: # (skip|timeout after)\b ?(.*))?$")
+BATS_NOISE = re.compile(r"^# (\((in|from) |  +from |  +`|bats warning)")
+
+
+def tap_tests(path):
+    """The tests of a bats TAP stream: name, status (pass, fail, skip), message, measured lines.
+    A failed test's message is the last line it printed (bats' lines on where it failed left out)."""
+    tests, measured, cur = [], [], None
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError:
+        return [], []
+    for line in lines:
+        m = TAP_TEST.match(line)
+        if m:
+            status = "fail" if m.group(1) == "not ok" else "skip" if m.group(3) == "skip" else "pass"
+            message = m.group(4) or ""
+            if m.group(3) == "timeout after":
+                message = f"did not finish within {message} (the test's time limit)"
+            cur = {"name": m.group(2), "status": status, "message": message}
+            tests.append(cur)
+        elif line.startswith("# measured: "):
+            measured.append(line[len("# measured: "):])
+        elif cur and cur["status"] == "fail" and line.startswith("# ") and not BATS_NOISE.match(line):
+            cur["message"] = line[2:]
+    return tests, measured
+
+
+def check(path):
+    tests, measured = tap_tests(path)
+    if any(t["status"] == "fail" for t in tests):
+        status = "fail"
+    elif any(t["status"] == "pass" for t in tests):
+        status = "pass"
+    else:
+        status = "skip" if tests else "none"
+    print("status", status)
+    for t in tests:
+        if t["status"] == "fail":
+            print("failed", f"{t['name']}: {t['message'] or 'failed'}")
+    for t in tests[:1] if status == "skip" else []:
+        print("skipped", t["message"])
+    for m in measured:
+        print("measured", m)
+
+
+def read_results(path):
     rows = []
-    with open(results) as f:
+    with open(path) as f:
         for line in f:
-            ch, check, status, got, pts, secs, detail = line.rstrip("\n").split("\t")
-            rows.append({"chapter": ch, "check": check, "status": status.lower(), "points": int(got),
-                         "max_points": int(pts), "seconds": int(secs), "detail": detail})
-    if json_path != "-":
-        chapters = {}
-        for r in rows:
-            c = chapters.setdefault(r["chapter"], {"score": 0, "max": 0, "checks": []})
-            c["checks"].append(r)
-            if r["status"] != "skip":
-                c["score"] += r["points"]
-                c["max"] += r["max_points"]
-        summary = {s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "skip")}
-        with open(json_path, "w") as f:
-            json.dump({"chapters": chapters, "passed": summary["pass"], "failed": summary["fail"],
-                       "skipped": summary["skip"]}, f, indent=2)
-            f.write("\n")
-    if junit_path != "-":
-        suites = ET.Element("testsuites")
-        for ch in dict.fromkeys(r["chapter"] for r in rows):
-            mine = [r for r in rows if r["chapter"] == ch]
-            suite = ET.SubElement(suites, "testsuite", name=ch, tests=str(len(mine)),
-                                  failures=str(sum(r["status"] == "fail" for r in mine)),
-                                  skipped=str(sum(r["status"] == "skip" for r in mine)))
-            for r in mine:
-                case = ET.SubElement(suite, "testcase", classname=ch, name=r["check"], time=str(r["seconds"]))
-                if r["status"] == "fail":
-                    ET.SubElement(case, "failure", message=r["detail"][:500]).text = r["detail"]
-                elif r["status"] == "skip":
-                    ET.SubElement(case, "skipped", message=r["detail"])
-        ET.ElementTree(suites).write(junit_path, encoding="unicode", xml_declaration=True)
+            ch, check, status, got, pts, secs, detail, log = line.rstrip("\n").split("\t")
+            rows.append({"chapter": ch, "check": check, "status": status, "points": int(got),
+                         "max_points": int(pts), "seconds": int(secs), "detail": detail,
+                         "tests": tap_tests(os.path.join(log, "bats.tap"))[0] if log else []})
+    return rows
+
+
+def write_json(rows, error, path):
+    chapters = {}
+    for r in rows:
+        c = chapters.setdefault(r["chapter"], {"score": 0, "max": 0, "checks": []})
+        c["checks"].append(r)
+        if r["status"] != "skip":
+            c["score"] += r["points"]
+            c["max"] += r["max_points"]
+    out = {"chapters": chapters}
+    out.update({key: sum(r["status"] == s for r in rows)
+                for key, s in (("passed", "pass"), ("failed", "fail"), ("skipped", "skip"))})
+    if error:
+        out["error"] = error
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+
+
+def write_junit(rows, error, path):
+    """A test suite per chapter, a test case per test of each check (its class CHAPTER.CHECK), or
+    one for a check that ran no test (skipped by --quick, or stopped by its time limit)."""
+    suites = ET.Element("testsuites")
+    for ch in dict.fromkeys(r["chapter"] for r in rows):
+        suite = ET.SubElement(suites, "testsuite", name=ch)
+        for r in (r for r in rows if r["chapter"] == ch):
+            tests = r["tests"] or [{"name": r["check"], "status": r["status"], "message": r["detail"]}]
+            if r["status"] == "fail" and not any(t["status"] == "fail" for t in tests):
+                tests.append({"name": r["check"], "status": "fail", "message": r["detail"]})
+            for t in tests:
+                case = ET.SubElement(suite, "testcase", classname=f"{ch}.{r['check']}", name=t["name"])
+                if t["status"] == "fail":
+                    ET.SubElement(case, "failure", message=t["message"][:500] or "failed").text = t["message"]
+                elif t["status"] == "skip":
+                    ET.SubElement(case, "skipped", message=t["message"])
+        cases = suite.findall("testcase")
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(c.find("failure") is not None for c in cases)))
+        suite.set("skipped", str(sum(c.find("skipped") is not None for c in cases)))
+    if error:
+        suite = ET.SubElement(suites, "testsuite", name="set-up", tests="1", failures="0", errors="1")
+        ET.SubElement(ET.SubElement(suite, "testcase", classname="set-up", name="set-up"),
+                      "error", message=error).text = error
+    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+
+
+def expect(path, label, breaks=None, keeps=None):
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        print(f"not ok|{label}: the harness wrote no report|")
+        return
+    if report.get("error"):
+        print(f"not ok|{label}: the harness stopped on a set-up error|{report['error']}")
+        return
+    breaks = set(filter(None, breaks.split(","))) if breaks is not None else None
+    keeps = set(filter(None, keeps.split(","))) if keeps is not None else None
+    seen = set()
+    for ch, c in report["chapters"].items():
+        for r in c["checks"]:
+            name, status = r["check"], r["status"]
+            seen.add(name)
+            if breaks is None:
+                good, what = status == "pass", f"{label}{ch}: {name}"
+            elif name in breaks:
+                good, what = status == "fail", f"{label}: {name} catches it"
+            else:
+                good, what = status == "pass", f"{label}: {name} still passes"
+            print(("ok" if good else "not ok") + f"|{what} ({status})|" + ("" if good else r["detail"]))
+    for name in sorted(((breaks or set()) | (keeps or set())) - seen):
+        print(f"not ok|{label}: {name} was not run|")
+
+
+def main():
+    if sys.argv[1:2] == ["check"] and len(sys.argv) == 3:
+        check(sys.argv[2])
+        return
+    if sys.argv[1:2] == ["expect"] and len(sys.argv) in (4, 6):
+        expect(*sys.argv[2:])
+        return
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("merge", choices=["merge"])
+    p.add_argument("results")
+    p.add_argument("--json")
+    p.add_argument("--junit")
+    p.add_argument("--error")
+    a = p.parse_args()
+    rows = read_results(a.results)
+    if a.json:
+        write_json(rows, a.error, a.json)
+    if a.junit:
+        write_junit(rows, a.error, a.junit)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+#!/usr/bin/env bats
+# The harness's own tests (run by harness/selftest): its answers to bad input, its reports, Ctrl-C,
+# and the checks run under plain bats. Unlike the checks, which speak to a student in sentences,
+# these speak to maintainers, and bats-assert's generic assertions say what they need to.
+
+setup_file() {
+    ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+    FX=$BATS_FILE_TMPDIR
+    mkdir -p "$FX/nocompile" "$FX/bin"
+    printf 'int main(void) { return undeclared; }\n' >"$FX/nocompile/server.c"
+    printf '#!/bin/sh\nexec sleep 30\n' >"$FX/bin/silent"
+    printf '#!/bin/sh\necho "server: bind 127.0.0.1:8080: Address already in use" >&2\nexit 1\n' >"$FX/bin/dies"
+    printf 'not a program\n' >"$FX/bin/notexec"
+    chmod +x "$FX/bin/silent" "$FX/bin/dies"
+    make -s -C "$ROOT" 01-iterative >/dev/null
+    export ROOT FX
+}
+
+setup() {
+    bats_require_minimum_version 1.5.0
+    bats_load_library bats-support
+    bats_load_library bats-assert
+}
+
+# bad_input WORDS ARGS...: harness/run ARGS exits 2 with one line holding WORDS, and nothing else.
+bad_input() {
+    local want=$1
+    shift
+    run -2 timeout 60 "$ROOT/harness/run" "$@" </dev/null
+    assert_output --partial "$want"
+    assert_equal "${#lines[@]}" 1
+}
+
+@test "bad input: an unknown chapter" { bad_input "unknown chapter '42'" 42; }
+@test "bad input: no chapter" { bad_input "which chapter?"; }
+@test "bad input: an unknown option" { bad_input "unknown option '--frobnicate'" 05 --frobnicate; }
+@test "bad input: an unknown check" { bad_input "unknown check 'nosuch'" 01 --only nosuch; }
+@test "bad input: an option without its value" { bad_input "needs a value" 01 --bin; }
+@test "bad input: a missing binary" { bad_input "no file at" 01 --bin "$FX/bin/missing"; }
+@test "bad input: a file that is not executable" { bad_input "is not executable" 01 --bin "$FX/bin/notexec"; }
+@test "bad input: --bin with two chapters" { bad_input "grade one chapter" 01 02 --bin "$FX/bin/dies"; }
+@test "bad input: a submission that does not compile" { bad_input "does not compile" 01 --dir "$FX/nocompile"; }
+@test "bad input: a directory without server.c" { bad_input "no server.c" 01 --dir "$FX/bin"; }
+@test "bad input: a server that dies at start" { bad_input "exited at start (status 1)" 01 --bin "$FX/bin/dies"; }
+@test "bad input: a server that never prints its ready line" { bad_input "never printed its ready line" 01 --bin "$FX/bin/silent"; }
+
+@test "reports: --json and --junit agree with the run, a test case per bats test" {
+    run -0 "$ROOT/harness/run" 01 --only build,echo --json "$BATS_TEST_TMPDIR/r.json" --junit "$BATS_TEST_TMPDIR/r.xml"
+    assert_line --index -1 '2 passed, 0 failed'
+    run -0 python3 - "$BATS_TEST_TMPDIR" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+tmp = sys.argv[1]
+r = json.load(open(f"{tmp}/r.json"))
+c = r["chapters"]["01-iterative"]
+assert r["passed"] == 2 and r["failed"] == 0 and "error" not in r, r
+assert [x["check"] for x in c["checks"]] == ["build", "echo"], c
+assert c["score"] == c["max"] == 20, c
+ntests = sum(len(x["tests"]) for x in c["checks"])
+assert ntests >= 8 and all(t["status"] == "pass" for x in c["checks"] for t in x["tests"]), c
+suite = ET.parse(f"{tmp}/r.xml").getroot().find("testsuite")
+assert suite.get("name") == "01-iterative" and suite.get("tests") == str(ntests) and suite.get("failures") == "0"
+assert {t.get("classname") for t in suite} == {"01-iterative.build", "01-iterative.echo"}
+PY
+}
+
+@test "reports: a set-up error is in the reports" {
+    run -2 "$ROOT/harness/run" 01 --dir "$FX/nocompile" --json "$BATS_TEST_TMPDIR/e.json" --junit "$BATS_TEST_TMPDIR/e.xml"
+    run -0 python3 - "$BATS_TEST_TMPDIR" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+tmp = sys.argv[1]
+e = json.load(open(f"{tmp}/e.json"))
+assert "does not compile" in e["error"], e
+err = ET.parse(f"{tmp}/e.xml").getroot().find("testsuite/testcase/error")
+assert err is not None and "does not compile" in err.get("message")
+PY
+}
+
+@test "Ctrl-C during a check: exit 2, no process and no temporary directory left" {
+    local pid status
+    mkdir "$BATS_TEST_TMPDIR/tmp"
+    # A background job of a script starts with SIGINT ignored, and bash cannot trap a signal
+    # ignored at entry: restore the default first, as a terminal's foreground job would have it.
+    TMPDIR="$BATS_TEST_TMPDIR/tmp" setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+        "$ROOT/harness/run" 01 --only idle-cpu >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
+    pid=$!
+    sleep 2.5 # inside the check: 100 connections held, CPU being measured
+    kill -INT "$pid"
+    wait "$pid" || status=$?
+    assert_equal "${status:-0}" 2
+    sleep 0.5
+    run pgrep -f "$ROOT/01-iterative/server"
+    assert_output ""
+    run find "$BATS_TEST_TMPDIR/tmp" -mindepth 1 -maxdepth 1 -name 'lab-run.*'
+    assert_output ""
+}
+
+@test "plain bats: every check on 01 (LAB_QUICK=1) passes and writes only in bats' temporary directories" {
+    run -0 "$ROOT/harness/tests/plain-bats.sh" 01
+}
