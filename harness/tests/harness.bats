@@ -76,19 +76,20 @@ PY
 }
 
 @test "Ctrl-C during a check: exit 2, no process and no temporary directory left" {
-    local pid status
+    local pid status server="$BATS_TEST_TMPDIR/server"
     mkdir "$BATS_TEST_TMPDIR/tmp"
+    cp "$ROOT/01-iterative/server" "$server" # its own copy: other gradings may run 01 meanwhile
     # A background job of a script starts with SIGINT ignored, and bash cannot trap a signal
     # ignored at entry: restore the default first, as a terminal's foreground job would have it.
     TMPDIR="$BATS_TEST_TMPDIR/tmp" setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
-        "$ROOT/harness/run" 01 --only idle-cpu >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
+        "$ROOT/harness/run" 01 --bin "$server" --only idle-cpu >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
     pid=$!
     sleep 2.5 # inside the check: 100 connections held, CPU being measured
     kill -INT "$pid"
     wait "$pid" || status=$?
     assert_equal "${status:-0}" 2
     sleep 0.5
-    run pgrep -f "$ROOT/01-iterative/server"
+    run pgrep -f "$server"
     assert_output ""
     run find "$BATS_TEST_TMPDIR/tmp" -mindepth 1 -maxdepth 1 -name 'lab-run.*'
     assert_output ""
