@@ -2,6 +2,7 @@
 #   make 05-select (or make 05)   build one chapter's server
 #   make all                      every chapter and the load generator (with SANITIZE: the chapters only)
 #   make check                    the lab's own tests: every chapter graded, every broken server caught
+#   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
 #   make clean
 #   make 07 SANITIZE=thread       a sanitizer build, in 07-epoll/server-thread
 
@@ -31,7 +32,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTERS) $(if $(SANITIZE),,loadgen)
 
@@ -51,6 +52,11 @@ harness/loadgen/loadgen: harness/loadgen/loadgen.c harness/lib/cflags | setup
 # Installs what is missing (as root), or says what to install and stops.
 setup:
 	@harness/setup
+
+# The shared code is written once (harness/common/, and the lessons 02-04 and 08 reuse from 01 and
+# 07) and copied between the marked lines of every chapter; the selftest fails if a copy differs.
+sync:
+	@harness/sync
 
 check: all
 	@harness/setup --check

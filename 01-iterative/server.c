@@ -12,14 +12,12 @@
  * terminals, and type in the second one: nothing comes back until the first
  * one quits.  The harness's `concurrency` check measures exactly that.
  * Compare with ../02-fork/server.c, which hands each client to a child process.
- *
  * Build: cc -pthread -o server server.c
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -29,8 +27,90 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/types.h>
 #include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: echo-session — this chapter's lesson, which 02-04 reuse: make sync copies it there ==== */
+
+/*
+ * Send all of buf, however many calls it takes.  send() may write only part
+ * of the buffer (a short write) when the socket's send buffer is nearly full,
+ * or be interrupted by a signal before writing anything (EINTR): both are
+ * normal, and the text's examples ignore them.  MSG_NOSIGNAL: a vanished
+ * peer gives EPIPE instead of SIGPIPE (belt and braces: SIGPIPE is ignored too).
+ */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t nwritten = send(fd, buf, len, MSG_NOSIGNAL);
+        if (nwritten < 0) {
+            if (errno == EINTR && !stop_requested)
+                continue;
+            return -1;
+        }
+        buf += nwritten;
+        len -= (size_t)nwritten;
+    }
+    return 0;
+}
+
+/*
+ * Echo everything the client sends until it closes its side (recv() returns
+ * 0), an error ends the connection, or the server is asked to stop.  Every
+ * byte received has been written back before the next recv(), so a client
+ * that half-closes (shutdown(SHUT_WR)) gets all its data back, then EOF when
+ * the caller closes the socket.
+ */
+static void echo_session(int conn_fd, const char *peer)
+{
+    char buf[BUF_SIZE];
+
+    while (!stop_requested) {
+        ssize_t nread = recv(conn_fd, buf, sizeof buf, 0);
+        if (nread == 0)
+            break;  /* the client has closed its side */
+        if (nread < 0) {
+            if (errno == EINTR)
+                continue;  /* a signal: the loop tests stop_requested again */
+            log_conn_error("recv", peer);
+            break;
+        }
+        log_data(peer, buf, (size_t)nread);
+        if (write_all(conn_fd, buf, (size_t)nread) < 0) {
+            if (!stop_requested)
+                log_conn_error("send", peer);
+            break;
+        }
+    }
+}
+
+/* ==== end shared: echo-session ==== */
 
 /* What this chapter adds to the common command line (see usage()). */
 #define CHAPTER_NAME     "01-iterative: one client at a time"
@@ -39,39 +119,77 @@
 #define CHAPTER_HELP     ""
 #define DEFAULT_WORKERS  0
 
-/* ==== common: boilerplate — byte-identical in every chapter ==== */
+int main(int argc, char **argv)
+{
+    int listen_fd;
 
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(0, 0);
+    print_ready(listen_fd);
+
+    /*
+     * The whole model in one loop: accept, serve until the client leaves,
+     * close, and only then accept the next client.  Meanwhile the kernel
+     * completes other clients' connections and queues them (up to the
+     * backlog): they are connected, their data is buffered, but nobody
+     * answers them.
+     */
+    while (!stop_requested) {
+        struct sockaddr_storage peer_addr;
+        char peer[ADDR_STRLEN];
+        int conn_fd;
+
+        wake_fd = listen_fd;  /* a stop signal now must wake accept() */
+        conn_fd = accept_client(listen_fd, &peer_addr, 0);
+        if (conn_fd < 0) {
+            if (errno != EINTR && errno != EMFILE && !stop_requested)
+                perror("server: accept");
+            continue;
+        }
+        format_addr(&peer_addr, peer, sizeof peer);
+        log_conn('+', peer, 1);
+
+        /*
+         * From now on the signal handler must wake recv()/send() on this
+         * client.  If the signal arrived before this line, stop_requested is
+         * already set and echo_session() returns at once: no window is lost.
+         */
+        wake_fd = conn_fd;
+        echo_session(conn_fd, peer);
+        wake_fd = listen_fd;
+        close(conn_fd);
+        log_conn('-', peer, 0);
+    }
+
+    wake_fd = -1;
+    close(listen_fd);
+    close(spare_fd);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
 #define DEFAULT_PORT "8080"      /* the port the course text uses */
 #define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
-#define BUF_SIZE     16384       /* bytes read per recv() */
-#define ADDR_STRLEN  (INET6_ADDRSTRLEN + 8) /* "[ipv6]:port" */
-
-struct options {
-    const char *addr;  /* -b: address to bind */
-    const char *port;  /* -p: port; "0" lets the kernel choose */
-    int quiet;         /* -q: no per-connection log lines */
-    int verbose;       /* -v: also log every message received */
-    int workers;       /* -w: threads or processes, in the chapters that have them */
-    int edge;          /* -e: edge-triggered epoll, in the chapters that have it */
-};
 
 static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
-static const char *log_tag = "";  /* prefix of every log line ("[w1] " in 08's workers) */
 
 /*
  * Stop signals.  The handler only does async-signal-safe things: it sets a
  * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
  * classic volatile sig_atomic_t, which is only safe between a handler and
- * the thread it interrupts: in 03 and 04 other threads read the flag too.  Setting a flag alone is not enough: if the
- * signal lands just after the main loop tested the flag and just before it
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * shutdown() of the descriptor that call waits on wakes it for sure: accept()
  * fails, select()/poll()/epoll_wait() report the socket readable, recv()
  * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
  */
-static atomic_int stop_requested;             /* set by SIGINT/SIGTERM */
-static volatile sig_atomic_t wake_fd = -1;    /* descriptor the main thread blocks on */
-
 static void on_stop_signal(int signo)
 {
     int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
@@ -86,7 +204,7 @@ static void on_stop_signal(int signo)
 /* Set-up failures end the program: print what failed and exit 1. */
 static void die(const char *what)
 {
-    fprintf(stderr, "server: %s: %s\n", what, strerror(errno));
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
     exit(1);
 }
 
@@ -185,11 +303,13 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
 
 /*
  * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
- * socket() (SOCK_NONBLOCK in the event-loop chapters).  The backlog is
- * SOMAXCONN, not the text's 10: with 10, a burst of clients overflows the
- * kernel's queue and the surplus stalls for a second or more in SYN retries.
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
  */
-static int open_listener(int sock_flags)
+static int open_listener(int sock_flags, int how)
 {
     struct addrinfo hints, *ai;
     char where[ADDR_STRLEN + 16];
@@ -210,11 +330,13 @@ static int open_listener(int sock_flags)
     /* Restart at once on the same port, even with old connections in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
     snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
              opt.addr, opt.port);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
         die(where);
-    if (listen(fd, SOMAXCONN) < 0)
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
         die("listen");
     freeaddrinfo(ai);
     return fd;
@@ -294,8 +416,6 @@ static void log_data(const char *peer, const char *buf, size_t len)
  * it was turned away, and the queue moves.  Returns the new descriptor, or -1
  * with errno set (EMFILE when a client was turned away).
  */
-static int spare_fd = -1;  /* held in reserve for the EMFILE dance */
-
 static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
 {
     socklen_t len = sizeof *peer;
@@ -319,114 +439,4 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
     errno = EMFILE;
     return -1;
 }
-
-/* ==== end common ==== */
-
-/* ==== common: blocking echo — identical in the chapters with blocking sockets (01-04) ==== */
-
-/*
- * Send all of buf, however many calls it takes.  send() may write only part
- * of the buffer (a short write) when the socket's send buffer is nearly full,
- * or be interrupted by a signal before writing anything (EINTR): both are
- * normal, and the text's examples ignore them.  MSG_NOSIGNAL: a vanished
- * peer gives EPIPE instead of SIGPIPE (belt and braces: SIGPIPE is ignored too).
- */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t nwritten = send(fd, buf, len, MSG_NOSIGNAL);
-        if (nwritten < 0) {
-            if (errno == EINTR && !stop_requested)
-                continue;
-            return -1;
-        }
-        buf += nwritten;
-        len -= (size_t)nwritten;
-    }
-    return 0;
-}
-
-/*
- * Echo everything the client sends until it closes its side (recv() returns
- * 0), an error ends the connection, or the server is asked to stop.  Every
- * byte received has been written back before the next recv(), so a client
- * that half-closes (shutdown(SHUT_WR)) gets all its data back, then EOF when
- * the caller closes the socket.
- */
-static void echo_session(int conn_fd, const char *peer)
-{
-    char buf[BUF_SIZE];
-
-    while (!stop_requested) {
-        ssize_t nread = recv(conn_fd, buf, sizeof buf, 0);
-        if (nread == 0)
-            break;  /* the client has closed its side */
-        if (nread < 0) {
-            if (errno == EINTR)
-                continue;  /* a signal: the loop tests stop_requested again */
-            log_conn_error("recv", peer);
-            break;
-        }
-        log_data(peer, buf, (size_t)nread);
-        if (write_all(conn_fd, buf, (size_t)nread) < 0) {
-            if (!stop_requested)
-                log_conn_error("send", peer);
-            break;
-        }
-    }
-}
-
-/* ==== end common ==== */
-
-int main(int argc, char **argv)
-{
-    int listen_fd;
-
-    parse_options(argc, argv);
-    install_signal_handlers();
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare_fd < 0)
-        die("open /dev/null");
-    listen_fd = open_listener(0);
-    print_ready(listen_fd);
-
-    /*
-     * The whole model in one loop: accept, serve until the client leaves,
-     * close, and only then accept the next client.  Meanwhile the kernel
-     * completes other clients' connections and queues them (up to the
-     * backlog): they are connected, their data is buffered, but nobody
-     * answers them.
-     */
-    while (!stop_requested) {
-        struct sockaddr_storage peer_addr;
-        char peer[ADDR_STRLEN];
-        int conn_fd;
-
-        wake_fd = listen_fd;  /* a stop signal now must wake accept() */
-        conn_fd = accept_client(listen_fd, &peer_addr, 0);
-        if (conn_fd < 0) {
-            if (errno != EINTR && errno != EMFILE && !stop_requested)
-                perror("server: accept");
-            continue;
-        }
-        format_addr(&peer_addr, peer, sizeof peer);
-        log_conn('+', peer, 1);
-
-        /*
-         * From now on the signal handler must wake recv()/send() on this
-         * client.  If the signal arrived before this line, stop_requested is
-         * already set and echo_session() returns at once: no window is lost.
-         */
-        wake_fd = conn_fd;
-        echo_session(conn_fd, peer);
-        wake_fd = listen_fd;
-        close(conn_fd);
-        log_conn('-', peer, 0);
-    }
-
-    wake_fd = -1;
-    close(listen_fd);
-    close(spare_fd);
-    fprintf(stderr, "shutting down\n");
-    return 0;
-}
+/* ==== end shared: boilerplate.c ==== */

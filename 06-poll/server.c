@@ -14,14 +14,12 @@
  * spent in poll() with 100 and with 5,000 clients.
  * Compare with ../05-select/server.c (the fd_set version) and
  * ../07-epoll/server.c (the kernel keeps the set).
- *
  * Build: cc -pthread -o server server.c
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -32,8 +30,127 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/types.h>
 #include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: conn-buffers.h — defined at the end of this file; the same in 05-08 (make sync) ==== */
+#define OUT_CAP (64 * 1024)  /* pending output per connection: past it, stop reading from it */
+
+struct conn {
+    int fd;                    /* the client's socket, non-blocking */
+    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
+    char *out;                 /* received, not yet echoed back; NULL while empty */
+    size_t out_len;            /* bytes in out (at most OUT_CAP) */
+    int read_closed;           /* the client half-closed: flush, then close */
+    unsigned watching;         /* the events the loop now watches on fd */
+    struct conn *prev, *next;  /* in the list of every connection */
+};
+static struct conn *all_conns;  /* every open connection, for the shutdown */
+static long active;             /* how many there are */
+
+static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
+static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
+static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
+static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
+static int conn_wants_write(const struct conn *c);             /* output pending */
+/* ==== end shared: conn-buffers.h ==== */
+
+/*
+ * Two parallel arrays: pfds[i] is what poll() watches, conns[i] the
+ * connection it belongs to (entry 0 is the listening socket, conns[0] NULL).
+ * They grow by doubling, so adding a client costs O(1) on average, with no
+ * fixed cap: the process's descriptor limit is the only limit.
+ */
+static struct pollfd *pfds;
+static struct conn **conns;
+static size_t nfds, cap;
+
+static short wanted(const struct conn *c)
+{
+    return (short)((conn_wants_read(c) ? POLLIN : 0) | (conn_wants_write(c) ? POLLOUT : 0));
+}
+
+static int add(struct conn *c)
+{
+    if (nfds == cap) {
+        size_t ncap = cap ? 2 * cap : 64;
+        struct pollfd *np = realloc(pfds, ncap * sizeof *np);
+        struct conn **nc;
+
+        if (np == NULL)
+            return -1;
+        pfds = np;
+        nc = realloc(conns, ncap * sizeof *nc);
+        if (nc == NULL)
+            return -1;
+        conns = nc;
+        cap = ncap;
+    }
+    pfds[nfds].fd = c ? c->fd : -1;
+    pfds[nfds].events = c ? wanted(c) : 0;
+    pfds[nfds].revents = 0;
+    conns[nfds++] = c;
+    return 0;
+}
+
+/* Compact removal: the last entry moves into slot i (order does not matter to poll()). */
+static void drop(size_t i)
+{
+    conn_free(conns[i]);
+    nfds--;
+    pfds[i] = pfds[nfds];
+    conns[i] = conns[nfds];
+}
+
+static void accept_clients(int listen_fd)
+{
+    for (;;) {
+        struct sockaddr_storage peer_addr;
+        char peer[ADDR_STRLEN];
+        struct conn *c;
+        int fd = accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK);
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || (errno == EMFILE && spare_fd >= 0))
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && !stop_requested)
+                perror("server: accept");
+            return;
+        }
+        format_addr(&peer_addr, peer, sizeof peer);
+        c = conn_new(fd, peer);
+        if (c != NULL && add(c) < 0) {
+            log_conn_error("realloc", peer);
+            conn_free(c);
+        }
+    }
+}
 
 /* What this chapter adds to the common command line (see usage()). */
 #define CHAPTER_NAME     "06-poll: one thread, poll()"
@@ -42,39 +159,80 @@
 #define CHAPTER_HELP     ""
 #define DEFAULT_WORKERS  0
 
-/* ==== common: boilerplate — byte-identical in every chapter ==== */
+int main(int argc, char **argv)
+{
+    int listen_fd;
 
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(SOCK_NONBLOCK, 0);
+    if (add(NULL) < 0)
+        die("malloc");
+    pfds[0].fd = listen_fd;
+    pfds[0].events = POLLIN;
+    print_ready(listen_fd);
+    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+
+    while (!stop_requested) {
+        int n = poll(pfds, nfds, -1);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll");
+        }
+        /*
+         * Backwards, so that drop() moving the last entry into slot i only
+         * moves an entry already handled.  New clients are accepted after
+         * the walk: they are appended, beyond it.
+         */
+        for (size_t i = nfds - 1; i > 0 && !stop_requested; i--) {
+            short r = pfds[i].revents;
+
+            if (r == 0)
+                continue;
+            pfds[i].revents = 0;
+            if (conn_handle(conns[i], r & (POLLIN | POLLHUP | POLLERR), r & (POLLOUT | POLLHUP | POLLERR)))
+                drop(i);
+            else
+                pfds[i].events = wanted(conns[i]);
+        }
+        if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR))
+            accept_clients(listen_fd);
+    }
+
+    wake_fd = -1;
+    while (nfds > 1)
+        drop(nfds - 1);
+    free(pfds);
+    free(conns);
+    close(listen_fd);
+    close(spare_fd);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
 #define DEFAULT_PORT "8080"      /* the port the course text uses */
 #define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
-#define BUF_SIZE     16384       /* bytes read per recv() */
-#define ADDR_STRLEN  (INET6_ADDRSTRLEN + 8) /* "[ipv6]:port" */
-
-struct options {
-    const char *addr;  /* -b: address to bind */
-    const char *port;  /* -p: port; "0" lets the kernel choose */
-    int quiet;         /* -q: no per-connection log lines */
-    int verbose;       /* -v: also log every message received */
-    int workers;       /* -w: threads or processes, in the chapters that have them */
-    int edge;          /* -e: edge-triggered epoll, in the chapters that have it */
-};
 
 static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
-static const char *log_tag = "";  /* prefix of every log line ("[w1] " in 08's workers) */
 
 /*
  * Stop signals.  The handler only does async-signal-safe things: it sets a
  * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
  * classic volatile sig_atomic_t, which is only safe between a handler and
- * the thread it interrupts: in 03 and 04 other threads read the flag too.  Setting a flag alone is not enough: if the
- * signal lands just after the main loop tested the flag and just before it
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * shutdown() of the descriptor that call waits on wakes it for sure: accept()
  * fails, select()/poll()/epoll_wait() report the socket readable, recv()
  * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
  */
-static atomic_int stop_requested;             /* set by SIGINT/SIGTERM */
-static volatile sig_atomic_t wake_fd = -1;    /* descriptor the main thread blocks on */
-
 static void on_stop_signal(int signo)
 {
     int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
@@ -89,7 +247,7 @@ static void on_stop_signal(int signo)
 /* Set-up failures end the program: print what failed and exit 1. */
 static void die(const char *what)
 {
-    fprintf(stderr, "server: %s: %s\n", what, strerror(errno));
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
     exit(1);
 }
 
@@ -188,11 +346,13 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
 
 /*
  * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
- * socket() (SOCK_NONBLOCK in the event-loop chapters).  The backlog is
- * SOMAXCONN, not the text's 10: with 10, a burst of clients overflows the
- * kernel's queue and the surplus stalls for a second or more in SYN retries.
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
  */
-static int open_listener(int sock_flags)
+static int open_listener(int sock_flags, int how)
 {
     struct addrinfo hints, *ai;
     char where[ADDR_STRLEN + 16];
@@ -213,11 +373,13 @@ static int open_listener(int sock_flags)
     /* Restart at once on the same port, even with old connections in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
     snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
              opt.addr, opt.port);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
         die(where);
-    if (listen(fd, SOMAXCONN) < 0)
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
         die("listen");
     freeaddrinfo(ai);
     return fd;
@@ -297,8 +459,6 @@ static void log_data(const char *peer, const char *buf, size_t len)
  * it was turned away, and the queue moves.  Returns the new descriptor, or -1
  * with errno set (EMFILE when a client was turned away).
  */
-static int spare_fd = -1;  /* held in reserve for the EMFILE dance */
-
 static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
 {
     socklen_t len = sizeof *peer;
@@ -322,11 +482,9 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
     errno = EMFILE;
     return -1;
 }
+/* ==== end shared: boilerplate.c ==== */
 
-/* ==== end common ==== */
-
-/* ==== common: connection buffers — identical in the event-loop chapters (05-08) ==== */
-
+/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -334,20 +492,6 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
  * memory stays bounded whatever a client does, and a client that never reads
  * slows down only itself.
  */
-#define OUT_CAP (64 * 1024)
-
-struct conn {
-    int fd;                    /* the client's socket, non-blocking */
-    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
-    char *out;                 /* received, not yet echoed back; NULL while empty */
-    size_t out_len;            /* bytes in out (at most OUT_CAP) */
-    int read_closed;           /* the client half-closed: flush, then close */
-    unsigned watching;         /* the events the loop now watches on fd */
-    struct conn *prev, *next;  /* in the list of every connection */
-};
-
-static struct conn *all_conns;  /* every open connection, for the shutdown */
-static long active;             /* how many */
 
 static struct conn *conn_new(int fd, const char *peer)
 {
@@ -489,132 +633,4 @@ static int conn_handle(struct conn *c, int readable, int writable)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
-
-/* ==== end common ==== */
-
-/*
- * Two parallel arrays: pfds[i] is what poll() watches, conns[i] the
- * connection it belongs to (entry 0 is the listening socket, conns[0] NULL).
- * They grow by doubling, so adding a client costs O(1) on average, with no
- * fixed cap: the process's descriptor limit is the only limit.
- */
-static struct pollfd *pfds;
-static struct conn **conns;
-static size_t nfds, cap;
-
-static short wanted(const struct conn *c)
-{
-    return (short)((conn_wants_read(c) ? POLLIN : 0) | (conn_wants_write(c) ? POLLOUT : 0));
-}
-
-static int add(struct conn *c)
-{
-    if (nfds == cap) {
-        size_t ncap = cap ? 2 * cap : 64;
-        struct pollfd *np = realloc(pfds, ncap * sizeof *np);
-        struct conn **nc;
-
-        if (np == NULL)
-            return -1;
-        pfds = np;
-        nc = realloc(conns, ncap * sizeof *nc);
-        if (nc == NULL)
-            return -1;
-        conns = nc;
-        cap = ncap;
-    }
-    pfds[nfds].fd = c ? c->fd : -1;
-    pfds[nfds].events = c ? wanted(c) : 0;
-    pfds[nfds].revents = 0;
-    conns[nfds++] = c;
-    return 0;
-}
-
-/* Compact removal: the last entry moves into slot i (order does not matter to poll()). */
-static void drop(size_t i)
-{
-    conn_free(conns[i]);
-    nfds--;
-    pfds[i] = pfds[nfds];
-    conns[i] = conns[nfds];
-}
-
-static void accept_clients(int listen_fd)
-{
-    for (;;) {
-        struct sockaddr_storage peer_addr;
-        char peer[ADDR_STRLEN];
-        struct conn *c;
-        int fd = accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK);
-
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || (errno == EMFILE && spare_fd >= 0))
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && !stop_requested)
-                perror("server: accept");
-            return;
-        }
-        format_addr(&peer_addr, peer, sizeof peer);
-        c = conn_new(fd, peer);
-        if (c != NULL && add(c) < 0) {
-            log_conn_error("realloc", peer);
-            conn_free(c);
-        }
-    }
-}
-
-int main(int argc, char **argv)
-{
-    int listen_fd;
-
-    parse_options(argc, argv);
-    install_signal_handlers();
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare_fd < 0)
-        die("open /dev/null");
-    listen_fd = open_listener(SOCK_NONBLOCK);
-    if (add(NULL) < 0)
-        die("malloc");
-    pfds[0].fd = listen_fd;
-    pfds[0].events = POLLIN;
-    print_ready(listen_fd);
-    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
-
-    while (!stop_requested) {
-        int n = poll(pfds, nfds, -1);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("poll");
-        }
-        /*
-         * Backwards, so that drop() moving the last entry into slot i only
-         * moves an entry already handled.  New clients are accepted after
-         * the walk: they are appended, beyond it.
-         */
-        for (size_t i = nfds - 1; i > 0 && !stop_requested; i--) {
-            short r = pfds[i].revents;
-
-            if (r == 0)
-                continue;
-            pfds[i].revents = 0;
-            if (conn_handle(conns[i], r & (POLLIN | POLLHUP | POLLERR), r & (POLLOUT | POLLHUP | POLLERR)))
-                drop(i);
-            else
-                pfds[i].events = wanted(conns[i]);
-        }
-        if (pfds[0].revents & (POLLIN | POLLHUP | POLLERR))
-            accept_clients(listen_fd);
-    }
-
-    wake_fd = -1;
-    while (nfds > 1)
-        drop(nfds - 1);
-    free(pfds);
-    free(conns);
-    close(listen_fd);
-    close(spare_fd);
-    fprintf(stderr, "shutting down\n");
-    return 0;
-}
+/* ==== end shared: conn-buffers.c ==== */

@@ -17,14 +17,12 @@
  * Compare with ../06-poll/server.c (the same loop, with the set rebuilt by the
  * kernel on every call) and ../08-reuseport-hybrid/server.c (this loop in N
  * processes).
- *
  * Build: cc -pthread -o server server.c
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -35,8 +33,168 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/types.h>
 #include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: conn-buffers.h — defined at the end of this file; the same in 05-08 (make sync) ==== */
+#define OUT_CAP (64 * 1024)  /* pending output per connection: past it, stop reading from it */
+
+struct conn {
+    int fd;                    /* the client's socket, non-blocking */
+    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
+    char *out;                 /* received, not yet echoed back; NULL while empty */
+    size_t out_len;            /* bytes in out (at most OUT_CAP) */
+    int read_closed;           /* the client half-closed: flush, then close */
+    unsigned watching;         /* the events the loop now watches on fd */
+    struct conn *prev, *next;  /* in the list of every connection */
+};
+static struct conn *all_conns;  /* every open connection, for the shutdown */
+static long active;             /* how many there are */
+
+static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
+static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
+static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
+static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
+static int conn_wants_write(const struct conn *c);             /* output pending */
+/* ==== end shared: conn-buffers.h ==== */
+
+/* ==== shared: epoll-loop — this chapter's lesson, which 08 reuses: make sync copies it there ==== */
+
+#define MAX_EVENTS 256  /* readiness reports taken per epoll_wait() */
+
+static int epoll_fd;
+static char listener_mark;  /* data.ptr of the listening socket: no conn has this address */
+
+/* Watch exactly what the connection needs now (EPOLLOUT only while output is pending). */
+static int watch(struct conn *c, int op)
+{
+    struct epoll_event ev;
+
+    ev.events = (conn_wants_read(c) ? EPOLLIN : 0) | (conn_wants_write(c) ? EPOLLOUT : 0) |
+                (opt.edge ? EPOLLET : 0);
+    if (op == EPOLL_CTL_MOD && ev.events == c->watching)
+        return 0;  /* no change, no system call */
+    ev.data.ptr = c;
+    if (epoll_ctl(epoll_fd, op, c->fd, &ev) < 0) {
+        log_conn_error("epoll_ctl", c->peer);
+        return -1;
+    }
+    c->watching = ev.events;
+    return 0;
+}
+
+/*
+ * Accept every client waiting.  Until EAGAIN: required in edge-triggered
+ * mode (one report may stand for many clients), and fine in level-triggered
+ * mode.  accept_client() gives non-blocking, close-on-exec sockets (accept4)
+ * and survives EMFILE: it turns one client away and reports EMFILE, after
+ * which we go on — when nobody is left waiting it reports EAGAIN and we stop.
+ */
+static void accept_clients(int listen_fd)
+{
+    for (;;) {
+        struct sockaddr_storage peer_addr;
+        char peer[ADDR_STRLEN];
+        struct conn *c;
+        int fd = accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK);
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || (errno == EMFILE && spare_fd >= 0))
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && !stop_requested)
+                perror("server: accept");
+            return;
+        }
+        format_addr(&peer_addr, peer, sizeof peer);
+        c = conn_new(fd, peer);
+        if (c != NULL && watch(c, EPOLL_CTL_ADD) < 0)
+            conn_free(c);
+    }
+}
+
+/* The epoll instance, watching the listening socket (edge-triggered with -e). */
+static void event_loop_open(int listen_fd)
+{
+    struct epoll_event ev;
+
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd < 0)
+        die("epoll_create1");
+    ev.events = EPOLLIN | (opt.edge ? EPOLLET : 0);
+    ev.data.ptr = &listener_mark;
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
+        die("epoll_ctl");
+}
+
+/*
+ * The loop: epoll_wait() sleeps until some sockets are ready and hands back
+ * only those, each with its connection (data.ptr); each gets what it is
+ * ready for.  Until a stop signal, which makes the listening socket readable
+ * (wake_fd); then every connection is freed.
+ */
+static void event_loop_run(int listen_fd)
+{
+    static struct epoll_event events[MAX_EVENTS];
+
+    while (!stop_requested) {
+        int n = epoll_wait(epoll_fd, events, MAX_EVENTS, -1);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait");
+        }
+        /*
+         * A connection appears at most once among the n reports, so freeing
+         * it here cannot leave a dangling pointer in a later report.
+         */
+        for (int i = 0; i < n && !stop_requested; i++) {
+            struct conn *c = events[i].data.ptr;
+            uint32_t e = events[i].events;
+
+            if (events[i].data.ptr == &listener_mark) {
+                accept_clients(listen_fd);
+                continue;
+            }
+            /* An error or a hang-up shows up as a failed recv() or send(). */
+            if (conn_handle(c, e & (EPOLLIN | EPOLLHUP | EPOLLERR), e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
+                watch(c, EPOLL_CTL_MOD) < 0)
+                conn_free(c);
+        }
+    }
+
+    while (all_conns != NULL)
+        conn_free(all_conns);  /* close() also takes the socket out of the epoll set */
+    close(epoll_fd);
+}
+
+/* ==== end shared: epoll-loop ==== */
 
 /* What this chapter adds to the common command line (see usage()). */
 #define CHAPTER_NAME     "07-epoll: one thread, epoll"
@@ -45,39 +203,45 @@
 #define CHAPTER_HELP     "  -e       edge-triggered epoll (default: level-triggered)\n"
 #define DEFAULT_WORKERS  0
 
-/* ==== common: boilerplate — byte-identical in every chapter ==== */
+int main(int argc, char **argv)
+{
+    int listen_fd;
 
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(SOCK_NONBLOCK, 0);
+    event_loop_open(listen_fd);
+    print_ready(listen_fd);
+    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+    event_loop_run(listen_fd);
+    wake_fd = -1;
+    close(listen_fd);
+    close(spare_fd);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
 #define DEFAULT_PORT "8080"      /* the port the course text uses */
 #define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
-#define BUF_SIZE     16384       /* bytes read per recv() */
-#define ADDR_STRLEN  (INET6_ADDRSTRLEN + 8) /* "[ipv6]:port" */
-
-struct options {
-    const char *addr;  /* -b: address to bind */
-    const char *port;  /* -p: port; "0" lets the kernel choose */
-    int quiet;         /* -q: no per-connection log lines */
-    int verbose;       /* -v: also log every message received */
-    int workers;       /* -w: threads or processes, in the chapters that have them */
-    int edge;          /* -e: edge-triggered epoll, in the chapters that have it */
-};
 
 static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
-static const char *log_tag = "";  /* prefix of every log line ("[w1] " in 08's workers) */
 
 /*
  * Stop signals.  The handler only does async-signal-safe things: it sets a
  * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
  * classic volatile sig_atomic_t, which is only safe between a handler and
- * the thread it interrupts: in 03 and 04 other threads read the flag too.  Setting a flag alone is not enough: if the
- * signal lands just after the main loop tested the flag and just before it
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * shutdown() of the descriptor that call waits on wakes it for sure: accept()
  * fails, select()/poll()/epoll_wait() report the socket readable, recv()
  * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
  */
-static atomic_int stop_requested;             /* set by SIGINT/SIGTERM */
-static volatile sig_atomic_t wake_fd = -1;    /* descriptor the main thread blocks on */
-
 static void on_stop_signal(int signo)
 {
     int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
@@ -92,7 +256,7 @@ static void on_stop_signal(int signo)
 /* Set-up failures end the program: print what failed and exit 1. */
 static void die(const char *what)
 {
-    fprintf(stderr, "server: %s: %s\n", what, strerror(errno));
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
     exit(1);
 }
 
@@ -191,11 +355,13 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
 
 /*
  * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
- * socket() (SOCK_NONBLOCK in the event-loop chapters).  The backlog is
- * SOMAXCONN, not the text's 10: with 10, a burst of clients overflows the
- * kernel's queue and the surplus stalls for a second or more in SYN retries.
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
  */
-static int open_listener(int sock_flags)
+static int open_listener(int sock_flags, int how)
 {
     struct addrinfo hints, *ai;
     char where[ADDR_STRLEN + 16];
@@ -216,11 +382,13 @@ static int open_listener(int sock_flags)
     /* Restart at once on the same port, even with old connections in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
     snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
              opt.addr, opt.port);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
         die(where);
-    if (listen(fd, SOMAXCONN) < 0)
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
         die("listen");
     freeaddrinfo(ai);
     return fd;
@@ -300,8 +468,6 @@ static void log_data(const char *peer, const char *buf, size_t len)
  * it was turned away, and the queue moves.  Returns the new descriptor, or -1
  * with errno set (EMFILE when a client was turned away).
  */
-static int spare_fd = -1;  /* held in reserve for the EMFILE dance */
-
 static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
 {
     socklen_t len = sizeof *peer;
@@ -325,11 +491,9 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
     errno = EMFILE;
     return -1;
 }
+/* ==== end shared: boilerplate.c ==== */
 
-/* ==== end common ==== */
-
-/* ==== common: connection buffers — identical in the event-loop chapters (05-08) ==== */
-
+/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -337,20 +501,6 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
  * memory stays bounded whatever a client does, and a client that never reads
  * slows down only itself.
  */
-#define OUT_CAP (64 * 1024)
-
-struct conn {
-    int fd;                    /* the client's socket, non-blocking */
-    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
-    char *out;                 /* received, not yet echoed back; NULL while empty */
-    size_t out_len;            /* bytes in out (at most OUT_CAP) */
-    int read_closed;           /* the client half-closed: flush, then close */
-    unsigned watching;         /* the events the loop now watches on fd */
-    struct conn *prev, *next;  /* in the list of every connection */
-};
-
-static struct conn *all_conns;  /* every open connection, for the shutdown */
-static long active;             /* how many */
 
 static struct conn *conn_new(int fd, const char *peer)
 {
@@ -492,116 +642,4 @@ static int conn_handle(struct conn *c, int readable, int writable)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
-
-/* ==== end common ==== */
-
-#define MAX_EVENTS 256  /* readiness reports taken per epoll_wait() */
-
-static int epoll_fd;
-static char listener_mark;  /* data.ptr of the listening socket: no conn has this address */
-
-/* Watch exactly what the connection needs now (EPOLLOUT only while output is pending). */
-static int watch(struct conn *c, int op)
-{
-    struct epoll_event ev;
-
-    ev.events = (conn_wants_read(c) ? EPOLLIN : 0) | (conn_wants_write(c) ? EPOLLOUT : 0) |
-                (opt.edge ? EPOLLET : 0);
-    if (op == EPOLL_CTL_MOD && ev.events == c->watching)
-        return 0;  /* no change, no system call */
-    ev.data.ptr = c;
-    if (epoll_ctl(epoll_fd, op, c->fd, &ev) < 0) {
-        log_conn_error("epoll_ctl", c->peer);
-        return -1;
-    }
-    c->watching = ev.events;
-    return 0;
-}
-
-/*
- * Accept every client waiting.  Until EAGAIN: required in edge-triggered
- * mode (one report may stand for many clients), and fine in level-triggered
- * mode.  accept_client() gives non-blocking, close-on-exec sockets (accept4)
- * and survives EMFILE: it turns one client away and reports EMFILE, after
- * which we go on — when nobody is left waiting it reports EAGAIN and we stop.
- */
-static void accept_clients(int listen_fd)
-{
-    for (;;) {
-        struct sockaddr_storage peer_addr;
-        char peer[ADDR_STRLEN];
-        struct conn *c;
-        int fd = accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK);
-
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || (errno == EMFILE && spare_fd >= 0))
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && !stop_requested)
-                perror("server: accept");
-            return;
-        }
-        format_addr(&peer_addr, peer, sizeof peer);
-        c = conn_new(fd, peer);
-        if (c != NULL && watch(c, EPOLL_CTL_ADD) < 0)
-            conn_free(c);
-    }
-}
-
-int main(int argc, char **argv)
-{
-    static struct epoll_event events[MAX_EVENTS];
-    struct epoll_event ev;
-    int listen_fd;
-
-    parse_options(argc, argv);
-    install_signal_handlers();
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare_fd < 0)
-        die("open /dev/null");
-    listen_fd = open_listener(SOCK_NONBLOCK);
-    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_fd < 0)
-        die("epoll_create1");
-    ev.events = EPOLLIN | (opt.edge ? EPOLLET : 0);
-    ev.data.ptr = &listener_mark;
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
-        die("epoll_ctl");
-    print_ready(listen_fd);
-    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
-
-    while (!stop_requested) {
-        int n = epoll_wait(epoll_fd, events, MAX_EVENTS, -1);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("epoll_wait");
-        }
-        /*
-         * A connection appears at most once among the n reports, so freeing
-         * it here cannot leave a dangling pointer in a later report.
-         */
-        for (int i = 0; i < n && !stop_requested; i++) {
-            struct conn *c = events[i].data.ptr;
-            uint32_t e = events[i].events;
-
-            if (events[i].data.ptr == &listener_mark) {
-                accept_clients(listen_fd);
-                continue;
-            }
-            /* An error or a hang-up shows up as a failed recv() or send(). */
-            if (conn_handle(c, e & (EPOLLIN | EPOLLHUP | EPOLLERR), e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
-                watch(c, EPOLL_CTL_MOD) < 0)
-                conn_free(c);
-        }
-    }
-
-    wake_fd = -1;
-    while (all_conns != NULL)
-        conn_free(all_conns);  /* close() also takes the socket out of the epoll set */
-    close(epoll_fd);
-    close(listen_fd);
-    close(spare_fd);
-    fprintf(stderr, "shutting down\n");
-    return 0;
-}
+/* ==== end shared: conn-buffers.c ==== */

@@ -19,14 +19,12 @@
  * `supervise` check does exactly that.
  * Compare with ../07-epoll/server.c (one process) and ../02-fork/server.c
  * (one process per client, instead of one per core).
- *
  * Build: cc -pthread -o server server.c
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -39,10 +37,228 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: conn-buffers.h — defined at the end of this file; the same in 05-08 (make sync) ==== */
+#define OUT_CAP (64 * 1024)  /* pending output per connection: past it, stop reading from it */
+
+struct conn {
+    int fd;                    /* the client's socket, non-blocking */
+    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
+    char *out;                 /* received, not yet echoed back; NULL while empty */
+    size_t out_len;            /* bytes in out (at most OUT_CAP) */
+    int read_closed;           /* the client half-closed: flush, then close */
+    unsigned watching;         /* the events the loop now watches on fd */
+    struct conn *prev, *next;  /* in the list of every connection */
+};
+static struct conn *all_conns;  /* every open connection, for the shutdown */
+static long active;             /* how many there are */
+
+static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
+static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
+static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
+static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
+static int conn_wants_write(const struct conn *c);             /* output pending */
+/* ==== end shared: conn-buffers.h ==== */
+
+/* ==== shared: epoll-loop.h — 07's event loop (make sync) ==== */
+/* 07's lesson, which this chapter reuses: defined at the end of this file, copied from 07. */
+static void event_loop_open(int listen_fd); /* an epoll instance, watching the listening socket */
+static void event_loop_run(int listen_fd);  /* serve until a stop, then free every connection */
+/* ==== end shared: epoll-loop.h ==== */
+
+/* ---- the worker: 07's event loop on its own SO_REUSEPORT socket ---- */
+
+/*
+ * A worker's life: tell the kernel to send it SIGTERM if the master dies (a
+ * worker must never outlive its master), open its own listening socket on
+ * the master's port, say so on ready_fd, run 07's event loop until a stop
+ * signal, close everything, exit.  SO_REUSEPORT lets every socket that sets
+ * it (same user) bind the same port, and the kernel spreads incoming
+ * connections over the ones that listen, by a hash of their addresses.
+ */
+static void worker_main(int index, const char *port, pid_t master, int ready_fd)
+{
+    static char tag[16];
+    sigset_t none;
+    int listen_fd;
+
+    snprintf(tag, sizeof tag, "[w%d] ", index);
+    log_tag = tag;
+    signal(SIGCHLD, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);  /* the master blocks signals; a worker takes them */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        die("prctl");
+    if (getppid() != master)  /* the master died before prctl(): nobody would tell us */
+        _exit(0);
+    opt.port = port;  /* the master's, which it learned when -p 0 let the kernel choose */
+    listen_fd = open_listener(SOCK_NONBLOCK, LISTEN_REUSEPORT);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    event_loop_open(listen_fd);
+    wake_fd = listen_fd;
+    if (write(ready_fd, "r", 1) != 1)
+        die("write");
+    close(ready_fd);
+    event_loop_run(listen_fd);
+    close(listen_fd);
+    close(spare_fd);
+    _exit(0);
+}
+
+/* ---- the master: start, watch, restart, stop ---- */
+
+struct worker {
+    pid_t pid;             /* 0 while not running */
+    struct timespec born;  /* when it started, to tell a crash at start from a death in service */
+};
+
+static struct worker *workers;
+static volatile sig_atomic_t child_died;  /* set by the SIGCHLD handler; main reaps */
+
+static void on_sigchld(int signo) { (void)signo; child_died = 1; }
+
+static double seconds_since(const struct timespec *t)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* Fork worker i; it reports on ready_fd once it listens. */
+static void spawn(int i, const char *port, int ready_fd, int held_fd)
+{
+    pid_t master = getpid(), pid = fork();
+
+    if (pid < 0) {
+        perror("server: fork");
+        return;
+    }
+    if (pid == 0) {
+        free(workers);
+        close(held_fd);
+        worker_main(i + 1, port, master, ready_fd);
+    }
+    workers[i].pid = pid;
+    clock_gettime(CLOCK_MONOTONIC, &workers[i].born);
+}
+
+/* Wait (bounded) for n workers to say they listen: only then is the server ready. */
+static void wait_ready(int ready_rd, int n)
+{
+    char buf[64];
+
+    while (n > 0) {
+        struct pollfd p = { .fd = ready_rd, .events = POLLIN };
+        ssize_t got;
+
+        if (poll(&p, 1, 5000) <= 0) {
+            fprintf(stderr, "server: workers did not start within 5 s\n");
+            return;
+        }
+        got = read(ready_rd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
+        if (got <= 0)
+            return;
+        n -= (int)got;
+    }
+}
+
+/*
+ * Reap every worker that ended, say why, and start another in its place.
+ * A worker that exits on its own within a second of starting failed to set
+ * up (bind, say): restarting it would only loop, so the server stops.
+ */
+static void reap_and_restart(const char *port, int ready_wr, int held_fd)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < opt.workers; i++) {
+            if (workers[i].pid != pid)
+                continue;
+            workers[i].pid = 0;
+            if (stop_requested)
+                break;
+            if (WIFSIGNALED(status))
+                fprintf(stderr, "server: worker %d (pid %d) killed by signal %d; restarting it\n", i + 1,
+                        (int)pid, WTERMSIG(status));
+            else
+                fprintf(stderr, "server: worker %d (pid %d) exited with status %d; restarting it\n", i + 1,
+                        (int)pid, WEXITSTATUS(status));
+            if (WIFEXITED(status) && seconds_since(&workers[i].born) < 1.0) {
+                fprintf(stderr, "server: worker %d failed at start; stopping\n", i + 1);
+                stop_requested = 1;
+                break;
+            }
+            spawn(i, port, ready_wr, held_fd);
+        }
+    }
+}
+
+/* Stop: SIGTERM to every worker, wait for each (SIGKILL after a second on the clock). */
+static void stop_workers(void)
+{
+    struct timespec start;
+    int killed = 0, left;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int i = 0; i < opt.workers; i++)
+        if (workers[i].pid > 0)
+            kill(workers[i].pid, SIGTERM);
+    do {
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+            for (int i = 0; i < opt.workers; i++)
+                if (workers[i].pid == pid)
+                    workers[i].pid = 0;
+        left = 0;
+        for (int i = 0; i < opt.workers; i++)
+            left += workers[i].pid > 0;
+        if (left > 0 && !killed && seconds_since(&start) >= 1.0) {
+            for (int i = 0; i < opt.workers; i++)
+                if (workers[i].pid > 0)
+                    kill(workers[i].pid, SIGKILL);
+            killed = 1;
+        }
+        if (left > 0)
+            poll(NULL, 0, 10);
+    } while (left > 0);
+}
 
 /* What this chapter adds to the common command line (see usage()). */
 #define CHAPTER_NAME     "08-reuseport-hybrid: a master and N epoll worker processes"
@@ -52,39 +268,88 @@
                          "  -e       edge-triggered epoll (default: level-triggered)\n"
 #define DEFAULT_WORKERS  0
 
-/* ==== common: boilerplate — byte-identical in every chapter ==== */
+int main(int argc, char **argv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    struct sigaction sa;
+    sigset_t blocked, orig;
+    char port[16];
+    int held_fd, ready[2];
 
+    parse_options(argc, argv);
+    if (opt.workers == 0)
+        opt.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (opt.workers < 1)
+        opt.workers = 1;
+    install_signal_handlers();
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_NOCLDSTOP;
+    if (sigaction(SIGCHLD, &sa, NULL) < 0)
+        die("sigaction SIGCHLD");
+
+    /* Bind first, without listening: learn the port (-p 0) and hold it for the workers. */
+    held_fd = open_listener(SOCK_NONBLOCK, LISTEN_REUSEPORT | LISTEN_BIND_ONLY);
+    if (getsockname(held_fd, (struct sockaddr *)&ss, &len) < 0)
+        die("getsockname");
+    snprintf(port, sizeof port, "%u",
+             (unsigned)ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                      : ((struct sockaddr_in *)&ss)->sin_port));
+    workers = calloc((size_t)opt.workers, sizeof *workers);
+    if (workers == NULL || pipe2(ready, O_CLOEXEC) < 0)
+        die("master set-up");
+
+    /*
+     * The master sleeps in sigsuspend(): the signals it waits for are blocked
+     * everywhere else, so one cannot slip in between "test the flags" and
+     * "go to sleep" — sigsuspend() unblocks them and sleeps in one step.
+     */
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGCHLD);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    sigprocmask(SIG_BLOCK, &blocked, &orig);
+    for (int i = 0; i < opt.workers; i++)
+        spawn(i, port, ready[1], held_fd);
+    wait_ready(ready[0], opt.workers);
+    print_ready(held_fd);
+
+    while (!stop_requested) {
+        while (!stop_requested && !child_died)
+            sigsuspend(&orig);
+        child_died = 0;
+        reap_and_restart(port, ready[1], held_fd);
+    }
+
+    stop_workers();
+    close(ready[0]);
+    close(ready[1]);
+    close(held_fd);
+    free(workers);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
 #define DEFAULT_PORT "8080"      /* the port the course text uses */
 #define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
-#define BUF_SIZE     16384       /* bytes read per recv() */
-#define ADDR_STRLEN  (INET6_ADDRSTRLEN + 8) /* "[ipv6]:port" */
-
-struct options {
-    const char *addr;  /* -b: address to bind */
-    const char *port;  /* -p: port; "0" lets the kernel choose */
-    int quiet;         /* -q: no per-connection log lines */
-    int verbose;       /* -v: also log every message received */
-    int workers;       /* -w: threads or processes, in the chapters that have them */
-    int edge;          /* -e: edge-triggered epoll, in the chapters that have it */
-};
 
 static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
-static const char *log_tag = "";  /* prefix of every log line ("[w1] " in 08's workers) */
 
 /*
  * Stop signals.  The handler only does async-signal-safe things: it sets a
  * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
  * classic volatile sig_atomic_t, which is only safe between a handler and
- * the thread it interrupts: in 03 and 04 other threads read the flag too.  Setting a flag alone is not enough: if the
- * signal lands just after the main loop tested the flag and just before it
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * shutdown() of the descriptor that call waits on wakes it for sure: accept()
  * fails, select()/poll()/epoll_wait() report the socket readable, recv()
  * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
  */
-static atomic_int stop_requested;             /* set by SIGINT/SIGTERM */
-static volatile sig_atomic_t wake_fd = -1;    /* descriptor the main thread blocks on */
-
 static void on_stop_signal(int signo)
 {
     int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
@@ -99,7 +364,7 @@ static void on_stop_signal(int signo)
 /* Set-up failures end the program: print what failed and exit 1. */
 static void die(const char *what)
 {
-    fprintf(stderr, "server: %s: %s\n", what, strerror(errno));
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
     exit(1);
 }
 
@@ -198,11 +463,13 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
 
 /*
  * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
- * socket() (SOCK_NONBLOCK in the event-loop chapters).  The backlog is
- * SOMAXCONN, not the text's 10: with 10, a burst of clients overflows the
- * kernel's queue and the surplus stalls for a second or more in SYN retries.
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
  */
-static int open_listener(int sock_flags)
+static int open_listener(int sock_flags, int how)
 {
     struct addrinfo hints, *ai;
     char where[ADDR_STRLEN + 16];
@@ -223,11 +490,13 @@ static int open_listener(int sock_flags)
     /* Restart at once on the same port, even with old connections in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
     snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
              opt.addr, opt.port);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
         die(where);
-    if (listen(fd, SOMAXCONN) < 0)
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
         die("listen");
     freeaddrinfo(ai);
     return fd;
@@ -307,8 +576,6 @@ static void log_data(const char *peer, const char *buf, size_t len)
  * it was turned away, and the queue moves.  Returns the new descriptor, or -1
  * with errno set (EMFILE when a client was turned away).
  */
-static int spare_fd = -1;  /* held in reserve for the EMFILE dance */
-
 static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
 {
     socklen_t len = sizeof *peer;
@@ -332,11 +599,9 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
     errno = EMFILE;
     return -1;
 }
+/* ==== end shared: boilerplate.c ==== */
 
-/* ==== end common ==== */
-
-/* ==== common: connection buffers — identical in the event-loop chapters (05-08) ==== */
-
+/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -344,20 +609,6 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
  * memory stays bounded whatever a client does, and a client that never reads
  * slows down only itself.
  */
-#define OUT_CAP (64 * 1024)
-
-struct conn {
-    int fd;                    /* the client's socket, non-blocking */
-    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
-    char *out;                 /* received, not yet echoed back; NULL while empty */
-    size_t out_len;            /* bytes in out (at most OUT_CAP) */
-    int read_closed;           /* the client half-closed: flush, then close */
-    unsigned watching;         /* the events the loop now watches on fd */
-    struct conn *prev, *next;  /* in the list of every connection */
-};
-
-static struct conn *all_conns;  /* every open connection, for the shutdown */
-static long active;             /* how many */
 
 static struct conn *conn_new(int fd, const char *peer)
 {
@@ -499,8 +750,9 @@ static int conn_handle(struct conn *c, int readable, int writable)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
+/* ==== end shared: conn-buffers.c ==== */
 
-/* ==== end common ==== */
+/* ==== shared: epoll-loop — 07's lesson, copied from 07-epoll/server.c (make sync) ==== */
 
 #define MAX_EVENTS 256  /* readiness reports taken per epoll_wait() */
 
@@ -554,80 +806,29 @@ static void accept_clients(int listen_fd)
     }
 }
 
-
-/* ---- the worker: 07's event loop on its own SO_REUSEPORT socket ---- */
-
-/*
- * A socket bound to the lab's address and port with SO_REUSEPORT: every
- * socket with that option (same user) may bind the same port, and the kernel
- * spreads incoming connections over the ones that listen.  The master's
- * socket does not listen (do_listen = 0): it only holds the port.
- */
-static int bind_reuseport(const char *port, int do_listen)
+/* The epoll instance, watching the listening socket (edge-triggered with -e). */
+static void event_loop_open(int listen_fd)
 {
-    struct addrinfo hints, *ai;
-    int fd, one = 1, rc;
-
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(opt.addr, port, &hints, &ai);
-    if (rc != 0) {
-        fprintf(stderr, "server: getaddrinfo %s: %s\n", opt.addr, gai_strerror(rc));
-        exit(1);
-    }
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        die("socket");
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-        die("setsockopt SO_REUSEPORT");
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        fprintf(stderr, "%sserver: bind %s:%s: %s\n", log_tag, opt.addr, port, strerror(errno));
-        exit(1);
-    }
-    if (do_listen && listen(fd, SOMAXCONN) < 0)
-        die("listen");
-    freeaddrinfo(ai);
-    return fd;
-}
-
-/*
- * A worker's life: tell the kernel to send it SIGTERM if the master dies (a
- * worker must never outlive its master), listen, say so on ready_fd, run the
- * event loop until a stop signal, close everything, exit.
- */
-static void worker_main(int index, const char *port, pid_t master, int ready_fd)
-{
-    static char tag[16];
-    static struct epoll_event events[MAX_EVENTS];
     struct epoll_event ev;
-    sigset_t none;
-    int listen_fd;
 
-    snprintf(tag, sizeof tag, "[w%d] ", index);
-    log_tag = tag;
-    signal(SIGCHLD, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);  /* the master blocks signals; a worker takes them */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
-        die("prctl");
-    if (getppid() != master)  /* the master died before prctl(): nobody would tell us */
-        _exit(0);
-    listen_fd = bind_reuseport(port, 1);
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (spare_fd < 0 || epoll_fd < 0)
-        die("worker set-up");
+    if (epoll_fd < 0)
+        die("epoll_create1");
     ev.events = EPOLLIN | (opt.edge ? EPOLLET : 0);
     ev.data.ptr = &listener_mark;
     if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
         die("epoll_ctl");
-    wake_fd = listen_fd;
-    if (write(ready_fd, "r", 1) != 1)
-        die("write");
-    close(ready_fd);
+}
+
+/*
+ * The loop: epoll_wait() sleeps until some sockets are ready and hands back
+ * only those, each with its connection (data.ptr); each gets what it is
+ * ready for.  Until a stop signal, which makes the listening socket readable
+ * (wake_fd); then every connection is freed.
+ */
+static void event_loop_run(int listen_fd)
+{
+    static struct epoll_event events[MAX_EVENTS];
 
     while (!stop_requested) {
         int n = epoll_wait(epoll_fd, events, MAX_EVENTS, -1);
@@ -637,6 +838,10 @@ static void worker_main(int index, const char *port, pid_t master, int ready_fd)
                 continue;
             die("epoll_wait");
         }
+        /*
+         * A connection appears at most once among the n reports, so freeing
+         * it here cannot leave a dangling pointer in a later report.
+         */
         for (int i = 0; i < n && !stop_requested; i++) {
             struct conn *c = events[i].data.ptr;
             uint32_t e = events[i].events;
@@ -645,203 +850,16 @@ static void worker_main(int index, const char *port, pid_t master, int ready_fd)
                 accept_clients(listen_fd);
                 continue;
             }
+            /* An error or a hang-up shows up as a failed recv() or send(). */
             if (conn_handle(c, e & (EPOLLIN | EPOLLHUP | EPOLLERR), e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
                 watch(c, EPOLL_CTL_MOD) < 0)
                 conn_free(c);
         }
     }
+
     while (all_conns != NULL)
-        conn_free(all_conns);
+        conn_free(all_conns);  /* close() also takes the socket out of the epoll set */
     close(epoll_fd);
-    close(listen_fd);
-    close(spare_fd);
-    _exit(0);
 }
 
-/* ---- the master: start, watch, restart, stop ---- */
-
-struct worker {
-    pid_t pid;             /* 0 while not running */
-    struct timespec born;  /* when it started, to tell a crash at start from a death in service */
-};
-
-static struct worker *workers;
-static volatile sig_atomic_t child_died;  /* set by the SIGCHLD handler; main reaps */
-
-static void on_sigchld(int signo) { (void)signo; child_died = 1; }
-
-static double seconds_since(const struct timespec *t)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
-
-/* Fork worker i; it reports on ready_fd once it listens. */
-static void spawn(int i, const char *port, int ready_fd, int held_fd)
-{
-    pid_t master = getpid(), pid = fork();
-
-    if (pid < 0) {
-        perror("server: fork");
-        return;
-    }
-    if (pid == 0) {
-        free(workers);
-        close(held_fd);
-        worker_main(i + 1, port, master, ready_fd);
-    }
-    workers[i].pid = pid;
-    clock_gettime(CLOCK_MONOTONIC, &workers[i].born);
-}
-
-/* Wait (bounded) for n workers to say they listen: only then is the server ready. */
-static void wait_ready(int ready_rd, int n)
-{
-    char buf[64];
-
-    while (n > 0) {
-        struct pollfd p = { .fd = ready_rd, .events = POLLIN };
-        ssize_t got;
-
-        if (poll(&p, 1, 5000) <= 0) {
-            fprintf(stderr, "server: workers did not start within 5 s\n");
-            return;
-        }
-        got = read(ready_rd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
-        if (got <= 0)
-            return;
-        n -= (int)got;
-    }
-}
-
-/*
- * Reap every worker that ended, say why, and start another in its place.
- * A worker that exits on its own within a second of starting failed to set
- * up (bind, say): restarting it would only loop, so the server stops.
- */
-static void reap_and_restart(const char *port, int ready_wr, int held_fd)
-{
-    int status;
-    pid_t pid;
-
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (int i = 0; i < opt.workers; i++) {
-            if (workers[i].pid != pid)
-                continue;
-            workers[i].pid = 0;
-            if (stop_requested)
-                break;
-            if (WIFSIGNALED(status))
-                fprintf(stderr, "server: worker %d (pid %d) killed by signal %d; restarting it\n", i + 1,
-                        (int)pid, WTERMSIG(status));
-            else
-                fprintf(stderr, "server: worker %d (pid %d) exited with status %d; restarting it\n", i + 1,
-                        (int)pid, WEXITSTATUS(status));
-            if (WIFEXITED(status) && seconds_since(&workers[i].born) < 1.0) {
-                fprintf(stderr, "server: worker %d failed at start; stopping\n", i + 1);
-                stop_requested = 1;
-                break;
-            }
-            spawn(i, port, ready_wr, held_fd);
-        }
-    }
-}
-
-/* Stop: SIGTERM to every worker, wait for each (SIGKILL after a second on the clock). */
-static void stop_workers(void)
-{
-    struct timespec start;
-    int killed = 0, left;
-
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (int i = 0; i < opt.workers; i++)
-        if (workers[i].pid > 0)
-            kill(workers[i].pid, SIGTERM);
-    do {
-        int status;
-        pid_t pid;
-
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-            for (int i = 0; i < opt.workers; i++)
-                if (workers[i].pid == pid)
-                    workers[i].pid = 0;
-        left = 0;
-        for (int i = 0; i < opt.workers; i++)
-            left += workers[i].pid > 0;
-        if (left > 0 && !killed && seconds_since(&start) >= 1.0) {
-            for (int i = 0; i < opt.workers; i++)
-                if (workers[i].pid > 0)
-                    kill(workers[i].pid, SIGKILL);
-            killed = 1;
-        }
-        if (left > 0)
-            poll(NULL, 0, 10);
-    } while (left > 0);
-}
-
-int main(int argc, char **argv)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    struct sigaction sa;
-    sigset_t blocked, orig;
-    char port[16];
-    int held_fd, ready[2];
-
-    (void)open_listener;  /* the common one: 08 needs SO_REUSEPORT, see bind_reuseport() */
-    parse_options(argc, argv);
-    if (opt.workers == 0)
-        opt.workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (opt.workers < 1)
-        opt.workers = 1;
-    install_signal_handlers();
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_sigchld;
-    sa.sa_flags = SA_NOCLDSTOP;
-    if (sigaction(SIGCHLD, &sa, NULL) < 0)
-        die("sigaction SIGCHLD");
-
-    /* Bind first, without listening: learn the port (-p 0) and hold it for the workers. */
-    held_fd = bind_reuseport(opt.port, 0);
-    if (getsockname(held_fd, (struct sockaddr *)&ss, &len) < 0)
-        die("getsockname");
-    snprintf(port, sizeof port, "%u",
-             (unsigned)ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                      : ((struct sockaddr_in *)&ss)->sin_port));
-    workers = calloc((size_t)opt.workers, sizeof *workers);
-    if (workers == NULL || pipe2(ready, O_CLOEXEC) < 0)
-        die("master set-up");
-
-    /*
-     * The master sleeps in sigsuspend(): the signals it waits for are blocked
-     * everywhere else, so one cannot slip in between "test the flags" and
-     * "go to sleep" — sigsuspend() unblocks them and sleeps in one step.
-     */
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGCHLD);
-    sigaddset(&blocked, SIGINT);
-    sigaddset(&blocked, SIGTERM);
-    sigprocmask(SIG_BLOCK, &blocked, &orig);
-    for (int i = 0; i < opt.workers; i++)
-        spawn(i, port, ready[1], held_fd);
-    wait_ready(ready[0], opt.workers);
-    print_ready(held_fd);
-
-    while (!stop_requested) {
-        while (!stop_requested && !child_died)
-            sigsuspend(&orig);
-        child_died = 0;
-        reap_and_restart(port, ready[1], held_fd);
-    }
-
-    stop_workers();
-    close(ready[0]);
-    close(ready[1]);
-    close(held_fd);
-    free(workers);
-    fprintf(stderr, "shutting down\n");
-    return 0;
-}
+/* ==== end shared: epoll-loop ==== */
