@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The lesson-first layout of each chapter's server.c (LAB-SPEC §1, §7), one line per chapter:
+"""The lesson-first layout of each chapter's server.c (README, "Layout"), one line per chapter:
 
     ok|CHAPTER: the lesson starts at line N (before LIMIT); M lines of its own (under 400)
 
