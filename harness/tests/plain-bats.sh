@@ -20,12 +20,13 @@ rc=$?
 ((rc == 0)) || { printf 'bats exited %d:\n%s\n' "$rc" "$(grep -A4 '^not ok' <<<"$out" | head -n 20)"; exit 1; }
 grep -q "# skip pool applies to chapters 04, not to $ch" <<<"$out" ||
     { echo "a check that does not apply did not skip with its reason"; exit 1; }
-# Where a check could write by mistake: the working directory, the lab's tree, /, and TMPDIR
-# outside the directories bats makes (and removes) there.
+# Where a check could write by mistake: the working directory, TMPDIR outside the directories
+# bats makes (and removes) there, and files in / or the lab's tree (an empty LAB_LOG once put
+# /pgids and /server1-1.out there). Directories whose times change (/tmp) are not counted.
 left=$({
     find "$tmp/cwd" "$tmp/tmp" -mindepth 1
-    find / -maxdepth 1 -newer "$tmp/before"
-    find "$root" -newer "$tmp/before" -not -path "$root/.git/*" -not -path "$root/0*/server*"
+    find / -maxdepth 1 -type f -newer "$tmp/before"
+    find "$root" -type f -newer "$tmp/before" -not -path "$root/.git/*" -not -path "$root/0*/server*"
 } 2>/dev/null | head -n 5)
 [[ -z $left ]] || { printf 'files written outside the temporary directories:\n%s\n' "$left"; exit 1; }
 running=$(pgrep -f "$tmp/bin/server" || true)
