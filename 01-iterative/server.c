@@ -112,32 +112,14 @@ static void echo_session(int conn_fd, const char *peer)
 
 /* ==== end shared: echo-session ==== */
 
-/* What this chapter adds to the common command line (see usage()). */
-#define CHAPTER_NAME     "01-iterative: one client at a time"
-#define CHAPTER_OPTS     ""
-#define CHAPTER_SYNOPSIS ""
-#define CHAPTER_HELP     ""
-#define DEFAULT_WORKERS  0
-
-int main(int argc, char **argv)
+/*
+ * The whole model in one loop: accept, serve until the client leaves, close,
+ * and only then accept the next client.  Meanwhile the kernel completes other
+ * clients' connections and queues them (up to the backlog): they are
+ * connected, their data is buffered, but nobody answers them.
+ */
+static void serve_clients(int listen_fd)
 {
-    int listen_fd;
-
-    parse_options(argc, argv);
-    install_signal_handlers();
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare_fd < 0)
-        die("open /dev/null");
-    listen_fd = open_listener(0, 0);
-    print_ready(listen_fd);
-
-    /*
-     * The whole model in one loop: accept, serve until the client leaves,
-     * close, and only then accept the next client.  Meanwhile the kernel
-     * completes other clients' connections and queues them (up to the
-     * backlog): they are connected, their data is buffered, but nobody
-     * answers them.
-     */
     while (!stop_requested) {
         struct sockaddr_storage peer_addr;
         char peer[ADDR_STRLEN];
@@ -164,7 +146,27 @@ int main(int argc, char **argv)
         close(conn_fd);
         log_conn('-', peer, 0);
     }
+}
 
+/* What this chapter adds to the common command line (see usage()). */
+#define CHAPTER_NAME     "01-iterative: one client at a time"
+#define CHAPTER_OPTS     ""
+#define CHAPTER_SYNOPSIS ""
+#define CHAPTER_HELP     ""
+#define DEFAULT_WORKERS  0
+
+int main(int argc, char **argv)
+{
+    int listen_fd;
+
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(0, 0);
+    print_ready(listen_fd);
+    serve_clients(listen_fd);
     wake_fd = -1;
     close(listen_fd);
     close(spare_fd);
