@@ -9,10 +9,10 @@ lesson starts at its first function body there. 08 may start later (120): its ty
 
 import pathlib
 import re
-import sys
+import runpy
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-LESSONS = {"echo-session": "01-iterative", "epoll-loop": "07-epoll"}  # as in harness/sync
+LESSONS = runpy.run_path(str(ROOT / "harness" / "sync"), run_name="sync")["LESSONS"]  # the one table
 START = re.compile(r"^/\* ==== shared: ([\w.-]+) ")
 
 for path in sorted(ROOT.glob("0[1-9]-*/server.c")):
