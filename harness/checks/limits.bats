@@ -48,8 +48,13 @@ hold_all() {
     loadgen_start "$n"
     loadgen_wait
     assert_server_alive "holding $what"
-    ((LG_ECHOED == n && LG_MISMATCHES == 0 && LG_TIMEOUTS == 0 && LG_ERRORS == 0 && LG_CLOSED == 0)) ||
-        fail "$what: $LG_ECHOED of $n connections echoed, $LG_CLOSED closed early, $LG_REFUSED refused, $LG_TIMEOUTS timed out, $LG_ERRORS errors, $LG_MISMATCHES wrong echoes"
+    all_echoed "$n" "$what"
+}
+
+# all_echoed N WHAT: the load generator's report says each of the N connections was echoed, right.
+all_echoed() {
+    ((LG_ECHOED == $1 && LG_MISMATCHES == 0 && LG_TIMEOUTS == 0 && LG_ERRORS == 0 && LG_CLOSED == 0)) ||
+        fail "$2: $LG_ECHOED of $1 connections echoed, $LG_CLOSED closed early, $LG_REFUSED refused, $LG_TIMEOUTS timed out, $LG_ERRORS errors, $LG_MISMATCHES wrong echoes"
 }
 
 @test "holds many concurrent connections, each echoed" {
@@ -86,6 +91,5 @@ hold_all() {
     loadgen_wait
     measured "40,000 connections opened, echoed, held 2 s and echoed again in $(($(now_ms) - t0)) ms"
     measured "peak resident memory of the server tree (master and 4 workers, sampled every 0.05 s): $((peak / 1024)) MiB"
-    ((LG_ECHOED == 40000 && LG_MISMATCHES == 0 && LG_TIMEOUTS == 0 && LG_ERRORS == 0 && LG_CLOSED == 0)) ||
-        fail "40,000 connections over 4 workers: $LG_ECHOED echoed, $LG_CLOSED closed early, $LG_REFUSED refused, $LG_TIMEOUTS timed out, $LG_ERRORS errors, $LG_MISMATCHES wrong echoes"
+    all_echoed 40000 "40,000 connections over 4 workers"
 }
