@@ -150,30 +150,25 @@ static void accept_clients(int listen_fd)
     }
 }
 
-/* What this chapter adds to the common command line (see usage()). */
-#define CHAPTER_NAME     "05-select: one thread, select()"
-#define CHAPTER_OPTS     ""
-#define CHAPTER_SYNOPSIS ""
-#define CHAPTER_HELP     ""
-#define DEFAULT_WORKERS  0
-
-int main(int argc, char **argv)
+/*
+ * The master sets start with the listening socket, which select() can watch
+ * only below FD_SETSIZE, like every other descriptor.
+ */
+static void event_loop_open(int listen_fd)
 {
-    int listen_fd;
-
-    parse_options(argc, argv);
-    install_signal_handlers();
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare_fd < 0)
-        die("open /dev/null");
-    listen_fd = open_listener(SOCK_NONBLOCK, 0);
     if (listen_fd >= FD_SETSIZE)
         die("listening socket beyond FD_SETSIZE");
     FD_SET(listen_fd, &master_read);
     max_fd = listen_fd;
-    print_ready(listen_fd);
-    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+}
 
+/*
+ * The loop: select() sleeps until some watched descriptors are ready, and
+ * each gets what it is ready for.  Until a stop signal, which makes the
+ * listening socket readable (wake_fd); then every connection is dropped.
+ */
+static void event_loop_run(int listen_fd)
+{
     while (!stop_requested) {
         fd_set rset = master_read, wset = master_write;
         int n = select(max_fd + 1, &rset, &wset, NULL, NULL);
@@ -201,9 +196,32 @@ int main(int argc, char **argv)
         }
     }
 
-    wake_fd = -1;
     while (all_conns != NULL)
         drop(all_conns);
+}
+
+/* What this chapter adds to the common command line (see usage()). */
+#define CHAPTER_NAME     "05-select: one thread, select()"
+#define CHAPTER_OPTS     ""
+#define CHAPTER_SYNOPSIS ""
+#define CHAPTER_HELP     ""
+#define DEFAULT_WORKERS  0
+
+int main(int argc, char **argv)
+{
+    int listen_fd;
+
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(SOCK_NONBLOCK, 0);
+    event_loop_open(listen_fd);
+    print_ready(listen_fd);
+    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+    event_loop_run(listen_fd);
+    wake_fd = -1;
     close(listen_fd);
     close(spare_fd);
     fprintf(stderr, "shutting down\n");

@@ -152,30 +152,22 @@ static void accept_clients(int listen_fd)
     }
 }
 
-/* What this chapter adds to the common command line (see usage()). */
-#define CHAPTER_NAME     "06-poll: one thread, poll()"
-#define CHAPTER_OPTS     ""
-#define CHAPTER_SYNOPSIS ""
-#define CHAPTER_HELP     ""
-#define DEFAULT_WORKERS  0
-
-int main(int argc, char **argv)
+/* Entry 0 of the arrays: the listening socket, watched for new clients. */
+static void event_loop_open(int listen_fd)
 {
-    int listen_fd;
-
-    parse_options(argc, argv);
-    install_signal_handlers();
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare_fd < 0)
-        die("open /dev/null");
-    listen_fd = open_listener(SOCK_NONBLOCK, 0);
     if (add(NULL) < 0)
         die("malloc");
     pfds[0].fd = listen_fd;
     pfds[0].events = POLLIN;
-    print_ready(listen_fd);
-    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+}
 
+/*
+ * The loop: poll() sleeps until some entries of the array are ready, and
+ * each gets what it is ready for.  Until a stop signal, which makes the
+ * listening socket readable (wake_fd); then every connection is dropped.
+ */
+static void event_loop_run(int listen_fd)
+{
     while (!stop_requested) {
         int n = poll(pfds, nfds, -1);
 
@@ -204,11 +196,34 @@ int main(int argc, char **argv)
             accept_clients(listen_fd);
     }
 
-    wake_fd = -1;
     while (nfds > 1)
         drop(nfds - 1);
     free(pfds);
     free(conns);
+}
+
+/* What this chapter adds to the common command line (see usage()). */
+#define CHAPTER_NAME     "06-poll: one thread, poll()"
+#define CHAPTER_OPTS     ""
+#define CHAPTER_SYNOPSIS ""
+#define CHAPTER_HELP     ""
+#define DEFAULT_WORKERS  0
+
+int main(int argc, char **argv)
+{
+    int listen_fd;
+
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(SOCK_NONBLOCK, 0);
+    event_loop_open(listen_fd);
+    print_ready(listen_fd);
+    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+    event_loop_run(listen_fd);
+    wake_fd = -1;
     close(listen_fd);
     close(spare_fd);
     fprintf(stderr, "shutting down\n");

@@ -1,0 +1,640 @@
+/*
+ * 02-fork/server.c — an echo server that forks a child process per client.
+ *
+ * The model: the parent only accepts; for each client it fork()s a child that
+ * runs the same echo session as 01 and exits when the client leaves.  Clients
+ * are served side by side, each in its own address space: a crash in one child
+ * cannot hurt another.  The price is a process per client, and the parent's
+ * new duty: reaping its children, or they pile up as zombies.
+ *
+ * Usage: server [-p PORT] [-b ADDR] [-q] [-v] [-h]
+ *
+ * Try it: connect two `nc 127.0.0.1 8080` at once and watch `ps -o pid,stat,cmd
+ * --ppid $(pgrep -o server)`: one child per client, gone (not Z) when it leaves.
+ * The harness's `zombies`, `fd-leak` and `shutdown` checks grade this chapter.
+ * Compare with ../01-iterative/server.c (what fork() changes in main) and with
+ * ../03-threads/server.c (the same idea with threads).
+ * Build: cc -pthread -o server server.c
+ *
+ * STARTER: the functions marked TODO are yours to write (start with 02.1).
+ * Lesson checks: concurrency,zombies,fd-leak
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: echo-session.h — 01's echo session (make sync) ==== */
+/* 01's lesson, which this chapter reuses: defined at the end of this file, copied from 01. */
+static void echo_session(int conn_fd, const char *peer); /* echo until the client closes, or a stop */
+/* ==== end shared: echo-session.h ==== */
+
+/*
+ * The parent's table of children: which pid serves which client, so that the
+ * "-" log line can name the client when its child is reaped.  A fixed size
+ * also caps the number of processes one server may create (a client flood
+ * must not become a fork bomb); a client beyond it is turned away.
+ */
+#define MAX_CHILDREN 1024
+
+struct child {
+    volatile sig_atomic_t pid;     /* 0: free slot; written by main with SIGCHLD blocked */
+    volatile sig_atomic_t exited;  /* set by the SIGCHLD handler once reaped */
+    volatile sig_atomic_t status;  /* waitpid() status, for the log */
+    char peer[ADDR_STRLEN];        /* the client this child serves */
+};
+
+static struct child children[MAX_CHILDREN];
+static long active;  /* children alive or not yet logged; main only */
+
+/*
+ * SIGCHLD: reap every child that has ended.  One SIGCHLD may stand for
+ * several children (signals of one kind do not queue), so waitpid() runs in a
+ * loop until no ended child is left; WNOHANG keeps it from blocking on the
+ * children still running.  errno is saved because the handler may interrupt
+ * code that is about to read it.  Writing to stderr here would not be safe
+ * (stdio is not async-signal-safe): the handler only marks the child's slot,
+ * and the main loop writes the log line.
+ */
+static void on_sigchld(int signo)
+{
+    /*
+     * TODO(02.2): the reaper.  The kernel runs it each time a child ends
+     * (main() installs it for SIGCHLD, without SA_RESTART).  Collect every
+     * child that has ended: call waitpid() for any child (-1), with WNOHANG
+     * so that it never waits for the ones still running, again and again
+     * while it returns a pid.  One call is not enough: signals of one kind do
+     * not queue, so one SIGCHLD may stand for ten children.
+     * - For each pid, find its slot in children[], keep the status there and
+     *   set exited: log_reaped_children() writes the "-" line later.
+     * - A handler may only call async-signal-safe functions: no printf(), no
+     *   log_conn(), no malloc() in here.
+     * - Save errno on entry and restore it before you return: waitpid()
+     *   changes it under the code the signal interrupted.
+     * Read: the text, "Gestion des Processus Zombies" (its "Solution 1 :
+     * Signal SIGCHLD" throws the status away; you keep it); COURSE.md, "02-fork".
+     */
+    (void)signo;  /* these casts keep -Werror quiet about what you have not used yet */
+}
+
+/* Block or unblock SIGCHLD, so that main and the handler never touch the table at once. */
+static void block_sigchld(int how)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    if (sigprocmask(how, &set, NULL) < 0)
+        die("sigprocmask");
+}
+
+/* Write the "-" line of every child the handler reaped, and free its slot. */
+static void log_reaped_children(void)
+{
+    /*
+     * TODO(02.3): write the "-" line of every child the reaper has marked,
+     * and give its slot back.  Keep SIGCHLD blocked from start to end
+     * (block_sigchld()), so that the handler never changes the table while
+     * you read it.  For each slot in use whose child has exited:
+     * - take one off active, then log_conn('-', the slot's peer, active);
+     * - a child killed by a signal (WIFSIGNALED on its status) crashed: before
+     *   its "-" line, say so on stderr, as
+     *   "server: child PID (PEER) killed by signal N" (N from WTERMSIG),
+     *   unless stop_requested is set (then the server killed it on purpose);
+     * - clear the slot: pid and exited back to 0.
+     * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork",
+     * and CONTRACT.md, "Output" (in 02 the parent counts).
+     * Until you write it, no "-" line is written, active only grows, and no
+     * slot is ever freed: after MAX_CHILDREN clients, all are refused.
+     */
+}
+
+/*
+ * Hand one client to a new child.  SIGCHLD is blocked from before fork() until
+ * the child's pid is in the table: a child that ends at once would otherwise
+ * be reaped before the parent knows which client it served.
+ */
+static void spawn_child(int listen_fd, int conn_fd, const char *peer)
+{
+    /*
+     * TODO(02.1): hand this client to a child process of its own, so that
+     * the parent can go straight back to accept().
+     * - Find a free slot in children[] (pid 0).  None left: print
+     *   "server: PEER refused: N children already" (N is MAX_CHILDREN) on
+     *   stderr, close the client and return: a flood of clients must not
+     *   become a fork bomb.
+     * - block_sigchld(SIG_BLOCK) before fork(), and unblock it only once the
+     *   child's pid is in its slot: a child that ends at once would otherwise
+     *   be reaped before the table says which client it served.
+     * - fork() fails (EAGAIN: too many processes): log_conn_error("fork",
+     *   peer), unblock SIGCHLD, close the client and return; the server goes on.
+     * - The child (fork() returned 0), in this order: set wake_fd to the
+     *   client's socket before anything else (a stop signal must shut down
+     *   this client, never the listening socket it still shares with the
+     *   parent); give SIGCHLD back its default action (signal(), SIG_DFL) and
+     *   unblock it: it has no children of its own; close what it inherited
+     *   and does not need, listen_fd and spare_fd (else the port stays open
+     *   while any child lives); echo_session(); close the client; end with
+     *   _exit(0).  Not exit(), not return: the parent's stdio buffers and
+     *   atexit() handlers must not run twice, and a child that returned
+     *   would go on running the parent's accept loop.
+     * - The parent: write the pid and the peer (snprintf()) into the slot,
+     *   add one to active, unblock SIGCHLD, close its own copy of the client
+     *   socket (else the client never sees EOF when its child ends, and the
+     *   parent runs out of descriptors), then log_conn('+', peer, active).
+     * Until you write it, every client is closed at once and nobody is served.
+     * Read: the text, "Approche 1 : Multi-Processus avec fork()" ("La fonction
+     * fork()", "Schéma de fonctionnement"); COURSE.md, "02-fork".
+     */
+    (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)peer;
+    (void)children;
+    (void)active;
+    (void)block_sigchld;
+    (void)echo_session;
+    (void)log_conn;
+    close(conn_fd);
+}
+
+/* Send sig to every child not yet reaped; returns how many.  SIGCHLD is blocked
+ * meanwhile, so no pid in the table can be reaped (and reused) under our feet. */
+static int signal_children(int sig)
+{
+    /*
+     * TODO(02.4): kill() each child still there (a slot in use whose child
+     * has not exited) with sig, and return how many you signalled.  Keep
+     * SIGCHLD blocked meanwhile (block_sigchld()): a child reaped between
+     * your test and your kill() gives its pid back to the system, which may
+     * hand it to another process, and that one would get the signal.
+     * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork"
+     * (what end_children() does).
+     * Until you write it, it signals nobody and returns 0.
+     */
+    (void)sig;  /* these casts keep -Werror quiet about what you have not used yet */
+    return 0;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/*
+ * Stop: SIGTERM to every child (each one's handler shuts its client down and
+ * it exits), then wait until the handler has reaped them all.  A child that
+ * has not ended after a second gets SIGKILL: the server must stop in 2 s.
+ * The second is read from the clock, not counted in naps: every SIGCHLD cuts
+ * a nap short, so 50 children ending at once would count as a second.
+ */
+static void end_children(void)
+{
+    /*
+     * TODO(02.5): the stop path: end every child and return only once all
+     * are reaped, for the server must exit within 2 s and leave no process.
+     * - Note the time (clock_gettime(), CLOCK_MONOTONIC), then
+     *   signal_children(SIGTERM): in each child the stop handler shuts the
+     *   client down, echo_session() returns and the child exits.
+     * - log_reaped_children(); then, as long as active is above 0: nap 20 ms
+     *   (poll() on no descriptor: a SIGCHLD cuts the nap short) and
+     *   log_reaped_children() again.
+     * - Once a second has passed (elapsed_ms()), SIGKILL whatever is left,
+     *   once; if that was anyone, say how many on stderr:
+     *   "server: N children still there after 1 s: SIGKILL".
+     * Read that second on the clock, never by counting naps: every SIGCHLD
+     * ends a nap early, so fifty children ending together would make a
+     * "second" of fifty short naps.
+     * Until you write it, the server exits without waiting for its children:
+     * those still serving a client outlive it.
+     * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork",
+     * and CONTRACT.md, "Behaviour" (Stopping).
+     */
+    (void)signal_children;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)elapsed_ms;
+}
+
+/* What this chapter adds to the common command line (see usage()). */
+#define CHAPTER_NAME     "02-fork: a child process per client"
+#define CHAPTER_OPTS     ""
+#define CHAPTER_SYNOPSIS ""
+#define CHAPTER_HELP     ""
+#define DEFAULT_WORKERS  0
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa;
+    int listen_fd;
+
+    parse_options(argc, argv);
+    install_signal_handlers();
+    /* No SA_RESTART: accept() returns EINTR when a child ends, so its "-" line comes at once. */
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_NOCLDSTOP;
+    if (sigaction(SIGCHLD, &sa, NULL) < 0)
+        die("sigaction SIGCHLD");
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(0, 0);
+    print_ready(listen_fd);
+    wake_fd = listen_fd;
+
+    /*
+     * The parent's loop: accept, fork, forget.  Between two clients it writes
+     * the log lines of the children that ended.  (A child that ends just after
+     * log_reaped_children() and before accept() blocks is reaped at once, but
+     * its "-" line waits for the next client or signal: see the exercise in
+     * COURSE.md.)
+     */
+    while (!stop_requested) {
+        struct sockaddr_storage peer_addr;
+        char peer[ADDR_STRLEN];
+        int conn_fd;
+
+        log_reaped_children();
+        conn_fd = accept_client(listen_fd, &peer_addr, 0);
+        if (conn_fd < 0) {
+            if (errno != EINTR && errno != EMFILE && !stop_requested)
+                perror("server: accept");
+            continue;
+        }
+        format_addr(&peer_addr, peer, sizeof peer);
+        spawn_child(listen_fd, conn_fd, peer);
+    }
+
+    wake_fd = -1;
+    close(listen_fd);
+    end_children();
+    close(spare_fd);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
+#define DEFAULT_PORT "8080"      /* the port the course text uses */
+#define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
+
+static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
+
+/*
+ * Stop signals.  The handler only does async-signal-safe things: it sets a
+ * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
+ * classic volatile sig_atomic_t, which is only safe between a handler and
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
+ * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
+ * shutdown() of the descriptor that call waits on wakes it for sure: accept()
+ * fails, select()/poll()/epoll_wait() report the socket readable, recv()
+ * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ */
+static void on_stop_signal(int signo)
+{
+    int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
+
+    (void)signo;
+    stop_requested = 1;
+    if (wake_fd >= 0)
+        shutdown(wake_fd, SHUT_RDWR);
+    errno = saved_errno;
+}
+
+/* Set-up failures end the program: print what failed and exit 1. */
+static void die(const char *what)
+{
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
+    exit(1);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: server [-p PORT] [-b ADDR] [-q] [-v]%s [-h]\n"
+            "%s\n"
+            "  -p PORT  port to listen on (default %s; 0: any free port)\n"
+            "  -b ADDR  IPv4 or IPv6 address to bind (default %s)\n"
+            "  -q       quiet: no per-connection log lines\n"
+            "  -v       verbose: also log every message received\n"
+            "%s"
+            "  -h       show this help and exit\n",
+            CHAPTER_SYNOPSIS, CHAPTER_NAME, DEFAULT_PORT, DEFAULT_ADDR, CHAPTER_HELP);
+}
+
+/* A bad command line: one line saying what is wrong, the usage, exit 2. */
+__attribute__((format(printf, 1, 2), noreturn))
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("server: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+/* Parse a whole decimal number in [min, max]; -1 if s is anything else. */
+static long parse_number(const char *s, long min, long max)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || n < min || n > max)
+        return -1;
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    unsigned char probe[sizeof(struct in6_addr)];
+    int c;
+
+    opterr = 0;  /* we print our own messages */
+    while ((c = getopt(argc, argv, ":p:b:qvh" CHAPTER_OPTS)) != -1) {
+        switch (c) {
+        case 'p':
+            if (parse_number(optarg, 0, 65535) < 0)
+                usage_error("invalid port '%s' (expected 0 to 65535)", optarg);
+            opt.port = optarg;
+            break;
+        case 'b':
+            if (inet_pton(AF_INET, optarg, probe) != 1 && inet_pton(AF_INET6, optarg, probe) != 1)
+                usage_error("invalid address '%s' (expected an IPv4 or IPv6 literal)", optarg);
+            opt.addr = optarg;
+            break;
+        case 'q': opt.quiet = 1; break;
+        case 'v': opt.verbose = 1; break;
+        case 'w':
+            opt.workers = (int)parse_number(optarg, 1, 1024);
+            if (opt.workers < 0)
+                usage_error("invalid worker count '%s' (expected 1 to 1024)", optarg);
+            break;
+        case 'e': opt.edge = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case ':': usage_error("option -%c needs a value", optopt); break;
+        default: usage_error("unknown option -%c", optopt); break;
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+}
+
+/* Text form of a socket address: "127.0.0.1:41234" or "[::1]:41234". */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%u", host, (unsigned)ntohs(a6->sin6_port));
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a4->sin_addr, host, sizeof host);
+        snprintf(out, outlen, "%s:%u", host, (unsigned)ntohs(a4->sin_port));
+    }
+}
+
+/*
+ * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
+ */
+static int open_listener(int sock_flags, int how)
+{
+    struct addrinfo hints, *ai;
+    char where[ADDR_STRLEN + 16];
+    int fd, one = 1, rc;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(opt.addr, opt.port, &hints, &ai);
+    if (rc != 0) {
+        fprintf(stderr, "server: getaddrinfo %s: %s\n", opt.addr, gai_strerror(rc));
+        exit(1);
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | sock_flags | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket");
+    /* Restart at once on the same port, even with old connections in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
+    snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
+             opt.addr, opt.port);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        die(where);
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
+        die("listen");
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* The ready line the harness waits for, with the real port (-p 0). */
+static void print_ready(int listen_fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char where[ADDR_STRLEN];
+
+    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0)
+        die("getsockname");
+    format_addr(&ss, where, sizeof where);
+    printf("listening on %s\n", where);
+    if (fflush(stdout) == EOF)
+        die("stdout");
+}
+
+/*
+ * Signals, installed before anything can go wrong.  SIGPIPE is ignored so
+ * that writing to a client that has gone away fails with EPIPE, on that one
+ * connection, instead of killing the whole server.  No SA_RESTART on the stop
+ * signals: a blocked call returns EINTR and the loop gets to test the flag.
+ */
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        die("sigaction SIGPIPE");
+    sa.sa_handler = on_stop_signal;
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+        die("sigaction SIGINT/SIGTERM");
+}
+
+/* "+ 127.0.0.1:41234 (3 active)" on connect, "-" on disconnect; -q silences them. */
+static void log_conn(char sign, const char *peer, long active)
+{
+    if (!opt.quiet)
+        fprintf(stderr, "%s%c %s (%ld active)\n", log_tag, sign, peer, active);
+}
+
+/* A failure on one connection: log it (unless -q); the caller closes that connection only. */
+static void log_conn_error(const char *what, const char *peer)
+{
+    if (!opt.quiet)
+        fprintf(stderr, "%sserver: %s %s: %s\n", log_tag, what, peer, strerror(errno));
+}
+
+/* -v: a line per message received, printable characters only (clients send binary data too). */
+static void log_data(const char *peer, const char *buf, size_t len)
+{
+    char shown[41];
+    size_t i;
+
+    if (!opt.verbose)
+        return;
+    for (i = 0; i < len && i < sizeof shown - 1; i++)
+        shown[i] = (buf[i] >= 0x20 && buf[i] < 0x7f) ? buf[i] : '.';
+    shown[i] = '\0';
+    fprintf(stderr, "%s  %s: %zu bytes \"%s%s\"\n", log_tag, peer, len, shown, len > i ? "..." : "");
+}
+
+/*
+ * accept() that survives running out of descriptors.  When the process holds
+ * its limit of descriptors, accept() fails with EMFILE (ENFILE: the whole
+ * system) and leaves the client in the queue, so the listening socket stays
+ * readable and a naive loop spins at 100% CPU.  A spare descriptor, opened at
+ * start, is given back for a moment so that accept() can take the client into
+ * its slot.  If the spare can be opened again, descriptors were freed in the
+ * meantime and the client is served; if not, it is closed at once: it learns
+ * it was turned away, and the queue moves.  Returns the new descriptor, or -1
+ * with errno set (EMFILE when a client was turned away).
+ */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
+{
+    socklen_t len = sizeof *peer;
+    int fd, saved_errno;
+
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE) || spare_fd < 0)
+        return fd;
+    close(spare_fd);
+    len = sizeof *peer;
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    saved_errno = errno;
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || spare_fd >= 0) {
+        errno = saved_errno;  /* EAGAIN in a non-blocking loop: nobody was waiting */
+        return fd;
+    }
+    close(fd);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fprintf(stderr, "%sserver: accept: out of descriptors, a client was turned away\n", log_tag);
+    errno = EMFILE;
+    return -1;
+}
+/* ==== end shared: boilerplate.c ==== */
+
+/* ==== shared: echo-session — 01's lesson, copied from 01-iterative/server.c (make sync) ==== */
+
+/*
+ * Send all of buf, however many calls it takes.  send() may write only part
+ * of the buffer (a short write) when the socket's send buffer is nearly full,
+ * or be interrupted by a signal before writing anything (EINTR): both are
+ * normal, and the text's examples ignore them.  MSG_NOSIGNAL: a vanished
+ * peer gives EPIPE instead of SIGPIPE (belt and braces: SIGPIPE is ignored too).
+ */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t nwritten = send(fd, buf, len, MSG_NOSIGNAL);
+        if (nwritten < 0) {
+            if (errno == EINTR && !stop_requested)
+                continue;
+            return -1;
+        }
+        buf += nwritten;
+        len -= (size_t)nwritten;
+    }
+    return 0;
+}
+
+/*
+ * Echo everything the client sends until it closes its side (recv() returns
+ * 0), an error ends the connection, or the server is asked to stop.  Every
+ * byte received has been written back before the next recv(), so a client
+ * that half-closes (shutdown(SHUT_WR)) gets all its data back, then EOF when
+ * the caller closes the socket.
+ */
+static void echo_session(int conn_fd, const char *peer)
+{
+    char buf[BUF_SIZE];
+
+    while (!stop_requested) {
+        ssize_t nread = recv(conn_fd, buf, sizeof buf, 0);
+        if (nread == 0)
+            break;  /* the client has closed its side */
+        if (nread < 0) {
+            if (errno == EINTR)
+                continue;  /* a signal: the loop tests stop_requested again */
+            log_conn_error("recv", peer);
+            break;
+        }
+        log_data(peer, buf, (size_t)nread);
+        if (write_all(conn_fd, buf, (size_t)nread) < 0) {
+            if (!stop_requested)
+                log_conn_error("send", peer);
+            break;
+        }
+    }
+}
+
+/* ==== end shared: echo-session ==== */

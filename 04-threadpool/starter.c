@@ -1,0 +1,614 @@
+/*
+ * 04-threadpool/server.c — an echo server with a fixed pool of worker threads.
+ *
+ * The model: N worker threads are started once; the main thread accepts
+ * clients and puts them in a small bounded queue; an idle worker takes the
+ * next client and serves it until it leaves.  The number of threads never
+ * changes, whatever the load.  The lesson is the other side of that coin:
+ * with N long sessions in progress, client N+1 waits — connected, its bytes
+ * buffered by the kernel, and unanswered — until one of the N leaves.
+ *
+ * Usage: server [-p PORT] [-b ADDR] [-q] [-v] [-w N] [-h]
+ *
+ * Try it: `./server -p 0 -w 2`, then three `nc` sessions: the third is
+ * answered only when one of the first two quits.  The harness's `pool` check
+ * counts the threads in /proc under 200 clients; `concurrency` shows N+1 waiting.
+ * Compare with ../03-threads/server.c (a thread per client, no limit) and
+ * ../05-select/server.c (one thread, every client).
+ * Build: cc -pthread -o server server.c
+ *
+ * STARTER: the functions marked TODO are yours to write (start with 04.1).
+ * Lesson checks: pool
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: echo-session.h — 01's echo session (make sync) ==== */
+/* 01's lesson, which this chapter reuses: defined at the end of this file, copied from 01. */
+static void echo_session(int conn_fd, const char *peer); /* echo until the client closes, or a stop */
+/* ==== end shared: echo-session.h ==== */
+
+/*
+ * The queue between the acceptor and the workers: a ring of accepted clients.
+ * It is small on purpose.  When it is full the acceptor stops calling
+ * accept(), and new clients wait in the kernel's listen backlog instead of in
+ * our memory: that is backpressure, and it costs the server nothing.
+ */
+#define QUEUE_CAP 16
+
+struct job {
+    int fd;                  /* the accepted client's socket */
+    char peer[ADDR_STRLEN];  /* for the log */
+};
+
+static struct job queue[QUEUE_CAP];  /* ring buffer, guarded by lock */
+static int q_head, q_count;          /* first job, number of jobs (lock) */
+static int *serving;                 /* per worker: the fd it serves, or -1 (lock) */
+static long active;                  /* clients being served, at most N (lock) */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t not_empty = PTHREAD_COND_INITIALIZER;  /* workers wait for a job */
+static pthread_cond_t not_full = PTHREAD_COND_INITIALIZER;   /* the acceptor waits for room */
+
+/*
+ * A worker: take the next client, serve it, again — until the server stops.
+ * It sleeps in pthread_cond_wait() while the queue is empty: no CPU is spent
+ * waiting.  The while loop (not an if) re-tests the condition after every
+ * wake-up, because wake-ups may be spurious and another worker may have
+ * taken the job first.
+ */
+static void *worker(void *arg)
+{
+    /*
+     * TODO(04.3): a worker's life: take the next client off the queue, serve
+     * it, take the next one — until the server stops; then return NULL.  arg
+     * is this worker's index, 0 to opt.workers - 1 (cast through intptr_t).
+     * - under lock, sleep on not_empty while the queue is empty and no stop is
+     *   requested, in a while loop: a wake-up may be spurious, or another
+     *   worker may have taken the job first.  Never poll the queue: the pool
+     *   check measures the CPU that idle workers use;
+     * - once stop_requested is set, unlock and return, even if jobs are left:
+     *   the clients still queued are stop_pool()'s to close (04.4);
+     * - else take the job at q_head (q_head moves on, wrapping at QUEUE_CAP;
+     *   q_count goes down), signal not_full (the acceptor may be waiting for
+     *   room), record the client's socket in serving[index], add one to
+     *   active and log_conn('+', its peer, active) — still under the lock;
+     * - release the lock, then echo_session() the client: a session may last
+     *   hours, and other workers need the lock meanwhile;
+     * - take the lock again: serving[index] back to -1, close the socket, one
+     *   fewer active, log_conn('-', ...).  Close it under the lock: otherwise
+     *   stop_pool() could shut down that descriptor number after accept() has
+     *   given it to a new client.
+     * Read: the text, "Thread Pool (Pool de Threads)" (worker_thread()) and
+     * "Solution : Mutex"; COURSE.md, "04-threadpool".
+     * Until you write it, every worker ends at once and nobody is served.
+     */
+    (void)arg;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)active;
+    (void)echo_session;
+    (void)log_conn;
+    return NULL;
+}
+
+/*
+ * Wait until the queue has room.  A signal handler may not touch a mutex or a
+ * condition variable, so a stop signal cannot wake this wait directly; a
+ * timed wait re-tests the stop flag four times a second, and only while the
+ * queue is full (each wake-up costs microseconds: this is not busy waiting).
+ */
+static void wait_for_room(void)
+{
+    /*
+     * TODO(04.2): return as soon as the queue has room for one more client,
+     * or the server is stopping.  This is the acceptor's half of
+     * backpressure: main() calls it before each accept(), so while the ring
+     * holds QUEUE_CAP clients nobody is accepted, and new clients wait in the
+     * kernel's listen backlog, not in our memory.
+     * - hold lock, and wait on not_full in a while loop (not an if) that tests
+     *   both "full" and stop_requested again after every wake-up;
+     * - a signal handler may not touch a mutex or a condition variable, so no
+     *   stop signal can wake this wait: make it pthread_cond_timedwait() with
+     *   a deadline 250 ms ahead.  The deadline is absolute, on CLOCK_REALTIME
+     *   (a condition variable's default clock): clock_gettime(), add, and
+     *   carry tv_nsec into tv_sec when it reaches a second;
+     * - unlock before you return.
+     * Read: the text, "Thread Pool (Pool de Threads)" (its queue has no bound,
+     * so no backpressure); COURSE.md, "04-threadpool".
+     * Until you write it, the queue is as good as always full: the acceptor
+     * waits for a stop signal and accepts nobody.
+     */
+    (void)not_full;  /* these casts keep -Werror quiet about what you have not used yet */
+    while (!stop_requested)
+        pause();
+}
+
+static void enqueue(int conn_fd, const char *peer)
+{
+    /*
+     * TODO(04.1): add one accepted client at the tail of the ring, then wake
+     * one worker.  The whole of it under lock:
+     * - the free slot is q_count places after q_head, wrapping at QUEUE_CAP;
+     *   put conn_fd in it, and a copy of peer (the caller's buffer dies when
+     *   it returns; at most ADDR_STRLEN bytes, NUL included: snprintf());
+     * - one more job in q_count, then signal not_empty: one job needs one
+     *   worker, so a signal, not a broadcast.
+     * Do not test for room here: main() has called wait_for_room() (04.2).
+     * Read: the text, "Thread Pool (Pool de Threads)" (its queue_push(), in
+     * the queue it leaves out); COURSE.md, "04-threadpool".
+     * Until you write it, the client is turned away: its socket is closed.
+     */
+    (void)peer;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)queue;
+    (void)q_head;
+    (void)q_count;
+    (void)lock;
+    (void)not_empty;
+    close(conn_fd);
+}
+
+/*
+ * Stop: shut down the connections being served (their workers' recv()
+ * returns 0), close the clients still queued (never served: no log line),
+ * wake every idle worker, and join them all.
+ */
+static void stop_pool(pthread_t *workers)
+{
+    /*
+     * TODO(04.4): stop the pool (main() has stopped accepting and closed the
+     * listening socket) and wait for every worker to end.  Under lock:
+     * - shutdown() with SHUT_RDWR each socket a worker is serving (serving[i]
+     *   not -1): its recv() returns 0 and its session ends.  Do not close()
+     *   it: that socket is its worker's, which closes it and logs "-";
+     * - close every client still in the queue (never served: no log line),
+     *   and leave the queue empty;
+     * - broadcast not_empty: every idle worker must wake and see the stop (a
+     *   signal wakes only one).
+     * Then, the lock released (a finishing worker needs it), pthread_join()
+     * each of the opt.workers threads of workers[].
+     * Read: the text, "Thread Détaché vs Joinable" (why join); COURSE.md,
+     * "04-threadpool".
+     * Until you write it, main() goes on without waiting for anyone: it frees
+     * serving[] while workers may still use it (the races check sees that),
+     * and the process ends with clients still being served, never closed nor
+     * logged with "-" (the shutdown check sees that).
+     */
+    (void)workers;  /* these casts keep -Werror quiet about what you have not used yet */
+}
+
+/* What this chapter adds to the common command line (see usage()). */
+#define CHAPTER_NAME     "04-threadpool: N worker threads and a bounded queue"
+#define CHAPTER_OPTS     "w:"
+#define CHAPTER_SYNOPSIS " [-w N]"
+#define CHAPTER_HELP     "  -w N     worker threads in the pool (default 8)\n"
+#define DEFAULT_WORKERS  8
+
+int main(int argc, char **argv)
+{
+    sigset_t stop_signals, old;
+    pthread_t *workers;
+    int listen_fd, rc;
+
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(0, 0);
+    workers = calloc((size_t)opt.workers, sizeof *workers);
+    serving = malloc((size_t)opt.workers * sizeof *serving);
+    if (workers == NULL || serving == NULL)
+        die("malloc");
+
+    /*
+     * The workers are born with the stop signals blocked (as in 03), so only
+     * the main thread takes them, and the handler's shutdown(wake_fd) wakes
+     * its accept().
+     */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
+    for (int i = 0; i < opt.workers; i++) {
+        serving[i] = -1;
+        rc = pthread_create(&workers[i], NULL, worker, (void *)(intptr_t)i);
+        if (rc != 0) {
+            errno = rc;
+            die("pthread_create");
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    print_ready(listen_fd);
+    wake_fd = listen_fd;
+
+    while (!stop_requested) {
+        struct sockaddr_storage peer_addr;
+        char peer[ADDR_STRLEN];
+        int conn_fd;
+
+        wait_for_room();  /* backpressure: no accept() while the queue is full */
+        if (stop_requested)
+            break;
+        conn_fd = accept_client(listen_fd, &peer_addr, 0);
+        if (conn_fd < 0) {
+            if (errno != EINTR && errno != EMFILE && !stop_requested)
+                perror("server: accept");
+            continue;
+        }
+        format_addr(&peer_addr, peer, sizeof peer);
+        enqueue(conn_fd, peer);
+    }
+
+    wake_fd = -1;
+    close(listen_fd);
+    stop_pool(workers);
+    free(workers);
+    free(serving);
+    close(spare_fd);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
+#define DEFAULT_PORT "8080"      /* the port the course text uses */
+#define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
+
+static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
+
+/*
+ * Stop signals.  The handler only does async-signal-safe things: it sets a
+ * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
+ * classic volatile sig_atomic_t, which is only safe between a handler and
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
+ * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
+ * shutdown() of the descriptor that call waits on wakes it for sure: accept()
+ * fails, select()/poll()/epoll_wait() report the socket readable, recv()
+ * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ */
+static void on_stop_signal(int signo)
+{
+    int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
+
+    (void)signo;
+    stop_requested = 1;
+    if (wake_fd >= 0)
+        shutdown(wake_fd, SHUT_RDWR);
+    errno = saved_errno;
+}
+
+/* Set-up failures end the program: print what failed and exit 1. */
+static void die(const char *what)
+{
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
+    exit(1);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: server [-p PORT] [-b ADDR] [-q] [-v]%s [-h]\n"
+            "%s\n"
+            "  -p PORT  port to listen on (default %s; 0: any free port)\n"
+            "  -b ADDR  IPv4 or IPv6 address to bind (default %s)\n"
+            "  -q       quiet: no per-connection log lines\n"
+            "  -v       verbose: also log every message received\n"
+            "%s"
+            "  -h       show this help and exit\n",
+            CHAPTER_SYNOPSIS, CHAPTER_NAME, DEFAULT_PORT, DEFAULT_ADDR, CHAPTER_HELP);
+}
+
+/* A bad command line: one line saying what is wrong, the usage, exit 2. */
+__attribute__((format(printf, 1, 2), noreturn))
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("server: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+/* Parse a whole decimal number in [min, max]; -1 if s is anything else. */
+static long parse_number(const char *s, long min, long max)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || n < min || n > max)
+        return -1;
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    unsigned char probe[sizeof(struct in6_addr)];
+    int c;
+
+    opterr = 0;  /* we print our own messages */
+    while ((c = getopt(argc, argv, ":p:b:qvh" CHAPTER_OPTS)) != -1) {
+        switch (c) {
+        case 'p':
+            if (parse_number(optarg, 0, 65535) < 0)
+                usage_error("invalid port '%s' (expected 0 to 65535)", optarg);
+            opt.port = optarg;
+            break;
+        case 'b':
+            if (inet_pton(AF_INET, optarg, probe) != 1 && inet_pton(AF_INET6, optarg, probe) != 1)
+                usage_error("invalid address '%s' (expected an IPv4 or IPv6 literal)", optarg);
+            opt.addr = optarg;
+            break;
+        case 'q': opt.quiet = 1; break;
+        case 'v': opt.verbose = 1; break;
+        case 'w':
+            opt.workers = (int)parse_number(optarg, 1, 1024);
+            if (opt.workers < 0)
+                usage_error("invalid worker count '%s' (expected 1 to 1024)", optarg);
+            break;
+        case 'e': opt.edge = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case ':': usage_error("option -%c needs a value", optopt); break;
+        default: usage_error("unknown option -%c", optopt); break;
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+}
+
+/* Text form of a socket address: "127.0.0.1:41234" or "[::1]:41234". */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%u", host, (unsigned)ntohs(a6->sin6_port));
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a4->sin_addr, host, sizeof host);
+        snprintf(out, outlen, "%s:%u", host, (unsigned)ntohs(a4->sin_port));
+    }
+}
+
+/*
+ * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
+ */
+static int open_listener(int sock_flags, int how)
+{
+    struct addrinfo hints, *ai;
+    char where[ADDR_STRLEN + 16];
+    int fd, one = 1, rc;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(opt.addr, opt.port, &hints, &ai);
+    if (rc != 0) {
+        fprintf(stderr, "server: getaddrinfo %s: %s\n", opt.addr, gai_strerror(rc));
+        exit(1);
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | sock_flags | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket");
+    /* Restart at once on the same port, even with old connections in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
+    snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
+             opt.addr, opt.port);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        die(where);
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
+        die("listen");
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* The ready line the harness waits for, with the real port (-p 0). */
+static void print_ready(int listen_fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char where[ADDR_STRLEN];
+
+    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0)
+        die("getsockname");
+    format_addr(&ss, where, sizeof where);
+    printf("listening on %s\n", where);
+    if (fflush(stdout) == EOF)
+        die("stdout");
+}
+
+/*
+ * Signals, installed before anything can go wrong.  SIGPIPE is ignored so
+ * that writing to a client that has gone away fails with EPIPE, on that one
+ * connection, instead of killing the whole server.  No SA_RESTART on the stop
+ * signals: a blocked call returns EINTR and the loop gets to test the flag.
+ */
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        die("sigaction SIGPIPE");
+    sa.sa_handler = on_stop_signal;
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+        die("sigaction SIGINT/SIGTERM");
+}
+
+/* "+ 127.0.0.1:41234 (3 active)" on connect, "-" on disconnect; -q silences them. */
+static void log_conn(char sign, const char *peer, long active)
+{
+    if (!opt.quiet)
+        fprintf(stderr, "%s%c %s (%ld active)\n", log_tag, sign, peer, active);
+}
+
+/* A failure on one connection: log it (unless -q); the caller closes that connection only. */
+static void log_conn_error(const char *what, const char *peer)
+{
+    if (!opt.quiet)
+        fprintf(stderr, "%sserver: %s %s: %s\n", log_tag, what, peer, strerror(errno));
+}
+
+/* -v: a line per message received, printable characters only (clients send binary data too). */
+static void log_data(const char *peer, const char *buf, size_t len)
+{
+    char shown[41];
+    size_t i;
+
+    if (!opt.verbose)
+        return;
+    for (i = 0; i < len && i < sizeof shown - 1; i++)
+        shown[i] = (buf[i] >= 0x20 && buf[i] < 0x7f) ? buf[i] : '.';
+    shown[i] = '\0';
+    fprintf(stderr, "%s  %s: %zu bytes \"%s%s\"\n", log_tag, peer, len, shown, len > i ? "..." : "");
+}
+
+/*
+ * accept() that survives running out of descriptors.  When the process holds
+ * its limit of descriptors, accept() fails with EMFILE (ENFILE: the whole
+ * system) and leaves the client in the queue, so the listening socket stays
+ * readable and a naive loop spins at 100% CPU.  A spare descriptor, opened at
+ * start, is given back for a moment so that accept() can take the client into
+ * its slot.  If the spare can be opened again, descriptors were freed in the
+ * meantime and the client is served; if not, it is closed at once: it learns
+ * it was turned away, and the queue moves.  Returns the new descriptor, or -1
+ * with errno set (EMFILE when a client was turned away).
+ */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
+{
+    socklen_t len = sizeof *peer;
+    int fd, saved_errno;
+
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE) || spare_fd < 0)
+        return fd;
+    close(spare_fd);
+    len = sizeof *peer;
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    saved_errno = errno;
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || spare_fd >= 0) {
+        errno = saved_errno;  /* EAGAIN in a non-blocking loop: nobody was waiting */
+        return fd;
+    }
+    close(fd);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fprintf(stderr, "%sserver: accept: out of descriptors, a client was turned away\n", log_tag);
+    errno = EMFILE;
+    return -1;
+}
+/* ==== end shared: boilerplate.c ==== */
+
+/* ==== shared: echo-session — 01's lesson, copied from 01-iterative/server.c (make sync) ==== */
+
+/*
+ * Send all of buf, however many calls it takes.  send() may write only part
+ * of the buffer (a short write) when the socket's send buffer is nearly full,
+ * or be interrupted by a signal before writing anything (EINTR): both are
+ * normal, and the text's examples ignore them.  MSG_NOSIGNAL: a vanished
+ * peer gives EPIPE instead of SIGPIPE (belt and braces: SIGPIPE is ignored too).
+ */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t nwritten = send(fd, buf, len, MSG_NOSIGNAL);
+        if (nwritten < 0) {
+            if (errno == EINTR && !stop_requested)
+                continue;
+            return -1;
+        }
+        buf += nwritten;
+        len -= (size_t)nwritten;
+    }
+    return 0;
+}
+
+/*
+ * Echo everything the client sends until it closes its side (recv() returns
+ * 0), an error ends the connection, or the server is asked to stop.  Every
+ * byte received has been written back before the next recv(), so a client
+ * that half-closes (shutdown(SHUT_WR)) gets all its data back, then EOF when
+ * the caller closes the socket.
+ */
+static void echo_session(int conn_fd, const char *peer)
+{
+    char buf[BUF_SIZE];
+
+    while (!stop_requested) {
+        ssize_t nread = recv(conn_fd, buf, sizeof buf, 0);
+        if (nread == 0)
+            break;  /* the client has closed its side */
+        if (nread < 0) {
+            if (errno == EINTR)
+                continue;  /* a signal: the loop tests stop_requested again */
+            log_conn_error("recv", peer);
+            break;
+        }
+        log_data(peer, buf, (size_t)nread);
+        if (write_all(conn_fd, buf, (size_t)nread) < 0) {
+            if (!stop_requested)
+                log_conn_error("send", peer);
+            break;
+        }
+    }
+}
+
+/* ==== end shared: echo-session ==== */

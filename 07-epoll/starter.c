@@ -1,0 +1,657 @@
+/*
+ * 07-epoll/server.c — a single-threaded echo server on epoll.
+ *
+ * The model: one thread, one event loop.  The kernel keeps the set of
+ * watched sockets (epoll_ctl) and epoll_wait() returns only the ones that are
+ * ready, so each wake-up costs in proportion to the activity, not to the
+ * number of connections: 10,000 mostly idle clients cost almost nothing.
+ * Each connection's state lives in a struct conn that epoll hands back in
+ * event.data.ptr.  Level-triggered by default; -e switches to edge-triggered,
+ * where every read and every accept must go on until EAGAIN.
+ *
+ * Usage: server [-p PORT] [-b ADDR] [-q] [-v] [-e] [-h]
+ *
+ * Try it: `./harness/run 07 --only limits` holds 10,000 connections (C10K)
+ * and echoes on each; `robustness` shows that a client that never reads
+ * slows down nobody else.
+ * Compare with ../06-poll/server.c (the same loop, with the set rebuilt by the
+ * kernel on every call) and ../08-reuseport-hybrid/server.c (this loop in N
+ * processes).
+ * Build: cc -pthread -o server server.c
+ *
+ * STARTER: the functions marked TODO are yours to write (start with 07.1).
+ * Lesson checks: parallel,limits
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ==== shared: boilerplate.h — its helpers are defined at the end of this file; the same in every chapter (make sync) ==== */
+#define BUF_SIZE    16384                    /* bytes read per recv() */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 8)   /* "[ipv6]:port" */
+enum { LISTEN_REUSEPORT = 1, LISTEN_BIND_ONLY = 2 }; /* open_listener()'s how, for 08 */
+struct options {
+    const char *addr;   /* -b: address to bind */
+    const char *port;   /* -p: port; "0" lets the kernel choose */
+    int quiet, verbose; /* -q: no per-connection log lines; -v: log every message received */
+    int workers, edge;  /* -w: threads or processes (04, 08); -e: edge-triggered epoll (07, 08) */
+};
+static struct options opt;                 /* the command line, parsed by parse_options() */
+static const char *log_tag = "";           /* prefix of every log line ("[w1] " in 08's workers) */
+static atomic_int stop_requested;          /* set by SIGINT/SIGTERM (see on_stop_signal) */
+static volatile sig_atomic_t wake_fd = -1; /* what a stop signal shuts down to wake the main loop */
+static int spare_fd = -1;                  /* a descriptor in reserve, for accept_client() */
+static void parse_options(int argc, char **argv);  /* the command line into opt; exit 2 if bad */
+static void install_signal_handlers(void);         /* SIGPIPE ignored; SIGINT/SIGTERM stop */
+static int open_listener(int sock_flags, int how); /* socket, bind opt.addr:opt.port, listen */
+static void print_ready(int listen_fd);            /* "listening on ADDR:PORT", flushed */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags); /* EMFILE-proof */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen);
+static void log_conn(char sign, const char *peer, long active);    /* "+ peer (3 active)" */
+static void log_conn_error(const char *what, const char *peer);    /* one connection failed */
+static void log_data(const char *peer, const char *buf, size_t len); /* -v: each message */
+static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
+/* ==== end shared: boilerplate.h ==== */
+
+/* ==== shared: conn-buffers.h — defined at the end of this file; the same in 05-08 (make sync) ==== */
+#define OUT_CAP (64 * 1024)  /* pending output per connection: past it, stop reading from it */
+
+struct conn {
+    int fd;                    /* the client's socket, non-blocking */
+    char peer[ADDR_STRLEN];    /* "127.0.0.1:41234", for the log */
+    char *out;                 /* received, not yet echoed back; NULL while empty */
+    size_t out_len;            /* bytes in out (at most OUT_CAP) */
+    int read_closed;           /* the client half-closed: flush, then close */
+    unsigned watching;         /* the events the loop now watches on fd */
+    struct conn *prev, *next;  /* in the list of every connection */
+};
+static struct conn *all_conns;  /* every open connection, for the shutdown */
+static long active;             /* how many there are */
+
+static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
+static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
+static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
+static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
+static int conn_wants_write(const struct conn *c);             /* output pending */
+/* ==== end shared: conn-buffers.h ==== */
+
+/* ==== shared: epoll-loop — this chapter's lesson, which 08 reuses: make sync copies it there ==== */
+
+#define MAX_EVENTS 256  /* readiness reports taken per epoll_wait() */
+
+static int epoll_fd;
+static char listener_mark;  /* data.ptr of the listening socket: no conn has this address */
+
+/* Watch exactly what the connection needs now (EPOLLOUT only while output is pending). */
+static int watch(struct conn *c, int op)
+{
+    /*
+     * TODO(07.1): tell epoll what c needs now. op is EPOLL_CTL_ADD for a new
+     * client, EPOLL_CTL_MOD afterwards. The events: EPOLLIN while
+     * conn_wants_read(c), EPOLLOUT while conn_wants_write(c), and EPOLLET
+     * too when opt.edge is set (-e); the data: c itself, in data.ptr, which
+     * epoll_wait() will hand back with each report. Return 0, or -1 when
+     * epoll_ctl() fails, after log_conn_error("epoll_ctl", c->peer): the
+     * caller then frees the connection.
+     * - c->watching remembers what epoll watches: on EPOLL_CTL_MOD, if
+     *   nothing changed, make no system call at all (the loop calls this
+     *   after every event); update it when epoll_ctl() succeeds.
+     * - no EPOLLIN at the watermark or after a half-close, EPOLLOUT only
+     *   while output is pending: otherwise level-triggered epoll reports the
+     *   socket at once, forever, and the loop spins.
+     * Read: the text, "API epoll()"; COURSE.md, "07-epoll".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)op;
+    (void)epoll_fd;
+    (void)conn_wants_read;
+    (void)conn_wants_write;
+    return -1;
+}
+
+/*
+ * Accept every client waiting.  Until EAGAIN: required in edge-triggered
+ * mode (one report may stand for many clients), and fine in level-triggered
+ * mode.  accept_client() gives non-blocking, close-on-exec sockets (accept4)
+ * and survives EMFILE: it turns one client away and reports EMFILE, after
+ * which we go on — when nobody is left waiting it reports EAGAIN and we stop.
+ */
+static void accept_clients(int listen_fd)
+{
+    /*
+     * TODO(07.2): accept every client that is waiting, until accept_client()
+     * fails with EAGAIN: with -e, one report may stand for many clients, and
+     * there will be no other report for those left in the queue. Call
+     * accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK): the client's
+     * socket must be non-blocking too.
+     * - on failure: EINTR, ECONNABORTED (the client left before we took it),
+     *   and EMFILE while spare_fd >= 0 (accept_client() turned one client
+     *   away) mean "go on with the next"; anything else ends the loop, with
+     *   perror("server: accept") unless it is EAGAIN/EWOULDBLOCK or a stop
+     *   was requested. Never loop on EMFILE "until nobody is left": accept()
+     *   keeps failing with EMFILE even once the queue is empty.
+     * - on success: format_addr() the peer, conn_new(fd, peer) (it logs "+";
+     *   NULL: out of memory, and it has closed fd itself), then
+     *   watch(c, EPOLL_CTL_ADD); if that fails, conn_free(c).
+     * Read: the text, "Exemple avec epoll()"; COURSE.md, "07-epoll".
+     */
+    (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)accept_client;
+    (void)conn_new;
+    (void)conn_free;
+    (void)watch;
+}
+
+/* The epoll instance, watching the listening socket (edge-triggered with -e). */
+static void event_loop_open(int listen_fd)
+{
+    /*
+     * TODO(07.3): create the epoll instance into epoll_fd, close-on-exec
+     * (epoll_create1(), die("epoll_create1") on failure), and register
+     * listen_fd for EPOLLIN, plus EPOLLET with -e (die("epoll_ctl") on
+     * failure). Its data.ptr is &listener_mark: no connection has that
+     * address, so the loop can tell the listening socket apart from a
+     * struct conn.
+     * Read: the text, "API epoll()"; COURSE.md, "07-epoll".
+     */
+    (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)listener_mark;
+}
+
+/*
+ * The loop: epoll_wait() sleeps until some sockets are ready and hands back
+ * only those, each with its connection (data.ptr); each gets what it is
+ * ready for.  Until a stop signal, which makes the listening socket readable
+ * (wake_fd); then every connection is freed.
+ */
+static void event_loop_run(int listen_fd)
+{
+    /*
+     * TODO(07.4): the loop, until stop_requested.
+     * - epoll_wait() on epoll_fd into an array of MAX_EVENTS reports, no
+     *   timeout (-1). -1 with EINTR is a signal: loop, so that the flag is
+     *   tested; any other failure: die("epoll_wait").
+     * - only the ready sockets come back. For each report: if data.ptr is
+     *   &listener_mark, accept_clients(); if not, it is the struct conn:
+     *   conn_handle() with "readable" for EPOLLIN, EPOLLHUP or EPOLLERR and
+     *   "writable" for EPOLLOUT, EPOLLHUP or EPOLLERR (a hang-up or an error
+     *   shows as a failed recv() or send()). If the connection is finished,
+     *   or watch(c, EPOLL_CTL_MOD) fails, conn_free(c). A connection comes
+     *   at most once in one batch: freeing it leaves no dangling pointer in
+     *   a later report.
+     * - once the loop ends: conn_free() every connection left (all_conns
+     *   lists them; close() takes a socket out of the epoll set), then
+     *   close(epoll_fd). main() closes listen_fd.
+     * A stop signal shuts down listen_fd (wake_fd): epoll_wait() returns.
+     * Read: the text, "Exemple avec epoll()"; COURSE.md, "07-epoll" (and
+     * "What every server does" for wake_fd).
+     * Until you write it, this waits for a stop signal and serves nobody.
+     */
+    (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)accept_clients;
+    (void)conn_handle;
+    while (!stop_requested)
+        pause();
+}
+
+/* ==== end shared: epoll-loop ==== */
+
+/* What this chapter adds to the common command line (see usage()). */
+#define CHAPTER_NAME     "07-epoll: one thread, epoll"
+#define CHAPTER_OPTS     "e"
+#define CHAPTER_SYNOPSIS " [-e]"
+#define CHAPTER_HELP     "  -e       edge-triggered epoll (default: level-triggered)\n"
+#define DEFAULT_WORKERS  0
+
+int main(int argc, char **argv)
+{
+    int listen_fd;
+
+    parse_options(argc, argv);
+    install_signal_handlers();
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0)
+        die("open /dev/null");
+    listen_fd = open_listener(SOCK_NONBLOCK, 0);
+    event_loop_open(listen_fd);
+    print_ready(listen_fd);
+    wake_fd = listen_fd;  /* a stop signal makes the listening socket readable */
+    event_loop_run(listen_fd);
+    wake_fd = -1;
+    close(listen_fd);
+    close(spare_fd);
+    fprintf(stderr, "shutting down\n");
+    return 0;
+}
+
+/* ==== shared: boilerplate.c — the same in every chapter (make sync writes it from harness/common) ==== */
+#define DEFAULT_PORT "8080"      /* the port the course text uses */
+#define DEFAULT_ADDR "127.0.0.1" /* loopback: safe on a laptop; -b 0.0.0.0 exposes it */
+
+static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS, 0 };
+
+/*
+ * Stop signals.  The handler only does async-signal-safe things: it sets a
+ * flag and shuts down wake_fd.  The flag is a C11 atomic rather than the
+ * classic volatile sig_atomic_t, which is only safe between a handler and
+ * the thread it interrupts: in 03 and 04 other threads read the flag too.
+ * Setting a flag alone is not enough: if the signal lands just after the
+ * main loop tested the flag and just before it
+ * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
+ * shutdown() of the descriptor that call waits on wakes it for sure: accept()
+ * fails, select()/poll()/epoll_wait() report the socket readable, recv()
+ * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ */
+static void on_stop_signal(int signo)
+{
+    int saved_errno = errno;  /* a handler must not change errno under the code it interrupts */
+
+    (void)signo;
+    stop_requested = 1;
+    if (wake_fd >= 0)
+        shutdown(wake_fd, SHUT_RDWR);
+    errno = saved_errno;
+}
+
+/* Set-up failures end the program: print what failed and exit 1. */
+static void die(const char *what)
+{
+    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
+    exit(1);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: server [-p PORT] [-b ADDR] [-q] [-v]%s [-h]\n"
+            "%s\n"
+            "  -p PORT  port to listen on (default %s; 0: any free port)\n"
+            "  -b ADDR  IPv4 or IPv6 address to bind (default %s)\n"
+            "  -q       quiet: no per-connection log lines\n"
+            "  -v       verbose: also log every message received\n"
+            "%s"
+            "  -h       show this help and exit\n",
+            CHAPTER_SYNOPSIS, CHAPTER_NAME, DEFAULT_PORT, DEFAULT_ADDR, CHAPTER_HELP);
+}
+
+/* A bad command line: one line saying what is wrong, the usage, exit 2. */
+__attribute__((format(printf, 1, 2), noreturn))
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("server: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+/* Parse a whole decimal number in [min, max]; -1 if s is anything else. */
+static long parse_number(const char *s, long min, long max)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || n < min || n > max)
+        return -1;
+    return n;
+}
+
+static void parse_options(int argc, char **argv)
+{
+    unsigned char probe[sizeof(struct in6_addr)];
+    int c;
+
+    opterr = 0;  /* we print our own messages */
+    while ((c = getopt(argc, argv, ":p:b:qvh" CHAPTER_OPTS)) != -1) {
+        switch (c) {
+        case 'p':
+            if (parse_number(optarg, 0, 65535) < 0)
+                usage_error("invalid port '%s' (expected 0 to 65535)", optarg);
+            opt.port = optarg;
+            break;
+        case 'b':
+            if (inet_pton(AF_INET, optarg, probe) != 1 && inet_pton(AF_INET6, optarg, probe) != 1)
+                usage_error("invalid address '%s' (expected an IPv4 or IPv6 literal)", optarg);
+            opt.addr = optarg;
+            break;
+        case 'q': opt.quiet = 1; break;
+        case 'v': opt.verbose = 1; break;
+        case 'w':
+            opt.workers = (int)parse_number(optarg, 1, 1024);
+            if (opt.workers < 0)
+                usage_error("invalid worker count '%s' (expected 1 to 1024)", optarg);
+            break;
+        case 'e': opt.edge = 1; break;
+        case 'h': usage(stdout); exit(0);
+        case ':': usage_error("option -%c needs a value", optopt); break;
+        default: usage_error("unknown option -%c", optopt); break;
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+}
+
+/* Text form of a socket address: "127.0.0.1:41234" or "[::1]:41234". */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
+        snprintf(out, outlen, "[%s]:%u", host, (unsigned)ntohs(a6->sin6_port));
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a4->sin_addr, host, sizeof host);
+        snprintf(out, outlen, "%s:%u", host, (unsigned)ntohs(a4->sin_port));
+    }
+}
+
+/*
+ * Open the listening socket on opt.addr:opt.port.  sock_flags goes to
+ * socket() (SOCK_NONBLOCK in the event-loop chapters); how is 0, or
+ * LISTEN_REUSEPORT and LISTEN_BIND_ONLY for 08 (its workers share the port,
+ * its master holds it without listening).  The backlog is SOMAXCONN, not the
+ * text's 10: with 10, a burst of clients overflows the kernel's queue and the
+ * surplus stalls for a second or more in SYN retries.
+ */
+static int open_listener(int sock_flags, int how)
+{
+    struct addrinfo hints, *ai;
+    char where[ADDR_STRLEN + 16];
+    int fd, one = 1, rc;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(opt.addr, opt.port, &hints, &ai);
+    if (rc != 0) {
+        fprintf(stderr, "server: getaddrinfo %s: %s\n", opt.addr, gai_strerror(rc));
+        exit(1);
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | sock_flags | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket");
+    /* Restart at once on the same port, even with old connections in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEADDR");
+    if ((how & LISTEN_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        die("setsockopt SO_REUSEPORT");
+    snprintf(where, sizeof where, ai->ai_family == AF_INET6 ? "bind [%s]:%s" : "bind %s:%s",
+             opt.addr, opt.port);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        die(where);
+    if (!(how & LISTEN_BIND_ONLY) && listen(fd, SOMAXCONN) < 0)
+        die("listen");
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* The ready line the harness waits for, with the real port (-p 0). */
+static void print_ready(int listen_fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char where[ADDR_STRLEN];
+
+    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0)
+        die("getsockname");
+    format_addr(&ss, where, sizeof where);
+    printf("listening on %s\n", where);
+    if (fflush(stdout) == EOF)
+        die("stdout");
+}
+
+/*
+ * Signals, installed before anything can go wrong.  SIGPIPE is ignored so
+ * that writing to a client that has gone away fails with EPIPE, on that one
+ * connection, instead of killing the whole server.  No SA_RESTART on the stop
+ * signals: a blocked call returns EINTR and the loop gets to test the flag.
+ */
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        die("sigaction SIGPIPE");
+    sa.sa_handler = on_stop_signal;
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+        die("sigaction SIGINT/SIGTERM");
+}
+
+/* "+ 127.0.0.1:41234 (3 active)" on connect, "-" on disconnect; -q silences them. */
+static void log_conn(char sign, const char *peer, long active)
+{
+    if (!opt.quiet)
+        fprintf(stderr, "%s%c %s (%ld active)\n", log_tag, sign, peer, active);
+}
+
+/* A failure on one connection: log it (unless -q); the caller closes that connection only. */
+static void log_conn_error(const char *what, const char *peer)
+{
+    if (!opt.quiet)
+        fprintf(stderr, "%sserver: %s %s: %s\n", log_tag, what, peer, strerror(errno));
+}
+
+/* -v: a line per message received, printable characters only (clients send binary data too). */
+static void log_data(const char *peer, const char *buf, size_t len)
+{
+    char shown[41];
+    size_t i;
+
+    if (!opt.verbose)
+        return;
+    for (i = 0; i < len && i < sizeof shown - 1; i++)
+        shown[i] = (buf[i] >= 0x20 && buf[i] < 0x7f) ? buf[i] : '.';
+    shown[i] = '\0';
+    fprintf(stderr, "%s  %s: %zu bytes \"%s%s\"\n", log_tag, peer, len, shown, len > i ? "..." : "");
+}
+
+/*
+ * accept() that survives running out of descriptors.  When the process holds
+ * its limit of descriptors, accept() fails with EMFILE (ENFILE: the whole
+ * system) and leaves the client in the queue, so the listening socket stays
+ * readable and a naive loop spins at 100% CPU.  A spare descriptor, opened at
+ * start, is given back for a moment so that accept() can take the client into
+ * its slot.  If the spare can be opened again, descriptors were freed in the
+ * meantime and the client is served; if not, it is closed at once: it learns
+ * it was turned away, and the queue moves.  Returns the new descriptor, or -1
+ * with errno set (EMFILE when a client was turned away).
+ */
+static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags)
+{
+    socklen_t len = sizeof *peer;
+    int fd, saved_errno;
+
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE) || spare_fd < 0)
+        return fd;
+    close(spare_fd);
+    len = sizeof *peer;
+    fd = accept4(listen_fd, (struct sockaddr *)peer, &len, flags | SOCK_CLOEXEC);
+    saved_errno = errno;
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || spare_fd >= 0) {
+        errno = saved_errno;  /* EAGAIN in a non-blocking loop: nobody was waiting */
+        return fd;
+    }
+    close(fd);
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    fprintf(stderr, "%sserver: accept: out of descriptors, a client was turned away\n", log_tag);
+    errno = EMFILE;
+    return -1;
+}
+/* ==== end shared: boilerplate.c ==== */
+
+/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
+/*
+ * Output that the kernel has not taken yet stays in the connection's buffer,
+ * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
+ * client (it is sending faster than it reads) until the output drains:
+ * memory stays bounded whatever a client does, and a client that never reads
+ * slows down only itself.
+ */
+
+static struct conn *conn_new(int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+
+    if (c == NULL) {
+        log_conn_error("calloc", peer);
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->next = all_conns;
+    if (all_conns)
+        all_conns->prev = c;
+    all_conns = c;
+    log_conn('+', c->peer, ++active);
+    return c;
+}
+
+/* The one place a connection ends: its socket, its buffer and its struct go together. */
+static void conn_free(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    close(c->fd);
+    log_conn('-', c->peer, --active);
+    free(c->out);
+    free(c);
+}
+
+/* Send as much of buf as the kernel takes now: the number of bytes sent, -1 if the connection is dead. */
+static ssize_t send_some(struct conn *c, const char *buf, size_t len)
+{
+    size_t sent = 0;
+
+    while (sent < len) {
+        ssize_t nsent = send(c->fd, buf + sent, len - sent, MSG_NOSIGNAL);
+        if (nsent >= 0)
+            sent += (size_t)nsent;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;  /* the kernel's buffer is full: the loop will wait until it is writable */
+        else if (errno != EINTR) {
+            log_conn_error("send", c->peer);  /* EPIPE, ECONNRESET: this connection only */
+            return -1;
+        }
+    }
+    return (ssize_t)sent;
+}
+
+/* Send pending output, as much as the kernel takes. -1: the connection is dead. */
+static int conn_flush(struct conn *c)
+{
+    ssize_t nsent;
+
+    if (c->out_len == 0)
+        return 0;
+    nsent = send_some(c, c->out, c->out_len);
+    if (nsent < 0)
+        return -1;
+    memmove(c->out, c->out + nsent, c->out_len - (size_t)nsent);
+    c->out_len -= (size_t)nsent;
+    if (c->out_len == 0) {
+        free(c->out);  /* an idle connection holds no buffer: 10,000 of them stay cheap */
+        c->out = NULL;
+    }
+    return 0;
+}
+
+/* Echo len bytes: straight back if nothing is pending, and keep what the kernel does not take. */
+static int conn_echo(struct conn *c, const char *buf, size_t len)
+{
+    if (c->out_len == 0) {
+        ssize_t nsent = send_some(c, buf, len);
+        if (nsent < 0)
+            return -1;
+        buf += nsent;
+        len -= (size_t)nsent;
+        if (len == 0)
+            return 0;
+    }
+    if (c->out == NULL && (c->out = malloc(OUT_CAP)) == NULL) {
+        log_conn_error("malloc", c->peer);
+        return -1;
+    }
+    memcpy(c->out + c->out_len, buf, len);  /* conn_read never reads more than the room left */
+    c->out_len += len;
+    return 0;
+}
+
+/*
+ * Read what the client sent and echo it, until recv() would block (EAGAIN),
+ * the client half-closes, or pending output reaches the watermark.  Reading
+ * until EAGAIN is what edge-triggered epoll requires; it is harmless otherwise.
+ */
+static int conn_read(struct conn *c)
+{
+    static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
+
+    while (!c->read_closed && c->out_len < OUT_CAP) {
+        size_t room = OUT_CAP - c->out_len;
+        ssize_t nread = recv(c->fd, buf, room < sizeof buf ? room : sizeof buf, 0);
+        if (nread > 0) {
+            log_data(c->peer, buf, (size_t)nread);
+            if (conn_echo(c, buf, (size_t)nread) < 0)
+                return -1;
+        } else if (nread == 0) {
+            c->read_closed = 1;  /* echo what is pending, then close */
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        } else if (errno != EINTR) {
+            log_conn_error("recv", c->peer);  /* ECONNRESET: this connection only */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* What the loop must watch: reading below the watermark, writing while output is pending. */
+static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->out_len < OUT_CAP; }
+static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
+
+/*
+ * One readiness report for a connection.  Returns 1 when it is finished
+ * (an error, or half-closed with everything echoed): the caller frees it.
+ * After output drains, reading resumes even without a fresh "readable"
+ * report: edge-triggered epoll gives none for data that arrived while
+ * reading was paused at the watermark.
+ */
+static int conn_handle(struct conn *c, int readable, int writable)
+{
+    if (writable && conn_flush(c) < 0)
+        return 1;
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
+        return 1;
+    return c->read_closed && c->out_len == 0;
+}
+/* ==== end shared: conn-buffers.c ==== */
