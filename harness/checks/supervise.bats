@@ -2,7 +2,7 @@
 # points: 15
 # chapters: 08
 # slow: no
-# claim: N workers run; connections reach several workers; a killed worker is replaced within 1 s; SIGTERM ends every process
+# claim: N workers run; connections reach several workers; a killed worker is replaced within 1 s; SIGTERM ends every process, a stuck worker by SIGKILL, before the master exits
 # hint: the master must reap and restart dead workers, forward SIGTERM and wait for all; a worker must exit when its master vanishes
 
 setup_file() { load ../lib/check && lab_setup_file; }
@@ -52,6 +52,19 @@ start_workers() {
     ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
     wait_until 2 group_gone ||
         fail "workers still running after the master exited: $(proc pids "$SERVER_PID" | tr '\n' ' ')"
+}
+
+@test "SIGTERM with a worker stuck (stopped): the master kills it after a deadline and waits for it" {
+    start_workers 2 -q
+    VICTIM=$(workers | head -n 1)
+    kill -STOP "$VICTIM"
+    server_stop TERM 3 ||
+        fail "still running 3 s after SIGTERM with one worker stopped: a worker that does not stop in time must get SIGKILL"
+    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
+    # No grace period: a stopped worker cannot act on SIGTERM (nor on PR_SET_PDEATHSIG), so it is
+    # gone at this moment only if the master killed it and waited for it before exiting.
+    group_gone || fail "the stopped worker $VICTIM was still there when the master exited: the master \
+must wait for every worker (and SIGKILL one that does not stop in time) before it exits"
 }
 
 @test "workers exit when the master is killed" {
