@@ -78,9 +78,9 @@ struct result {
 static struct {
     const char *host;
     int port, conns, size, depth, procs, src_range, hold, json, allow_refused;
-    double duration, timeout, rate;
+    double duration, timeout, rate, give_up;
     long messages;
-} cfg = { "127.0.0.1", 0, 1, 64, 1, 1, 1, 0, 0, 0, 0, 10, 0, 0 };
+} cfg = { "127.0.0.1", 0, 1, 64, 1, 1, 1, 0, 0, 0, 0, 10, 0, 0, 0 };
 
 static volatile sig_atomic_t interrupted;
 static struct result res;
@@ -407,7 +407,7 @@ static void run(int from, int to, int ready_fd, int go_fd)
             if (!waiting) {
                 hold_started = 1;
                 if (ready_fd >= 0) {
-                    if (write(ready_fd, "r", 1) != 1)
+                    if (write(ready_fd, "h", 1) != 1)  /* "held": any byte will do */
                         hold_end = now;
                 } else {
                     hold_end = now + (uint64_t)(cfg.duration * 1e6);
@@ -450,6 +450,10 @@ static void run(int from, int to, int ready_fd, int go_fd)
             if (next < n)
                 done = 0;
         }
+        /* --give-up: a server that has echoed nothing at all by then serves nobody; the last
+         * connection of a crowd may need --timeout, but a working server echoes the first at once. */
+        if (cfg.give_up > 0 && res.echoed == 0 && now - start > (uint64_t)(cfg.give_up * 1e6))
+            hard_end = start;  /* passed: everything still open ends now, as at the hard end */
         if (now > hard_end) {
             for (int i = 0; i < n; i++)
                 if (conns[i].state != C_DONE && conns[i].state != C_IDLE)
@@ -563,6 +567,7 @@ static void usage(FILE *out)
             "  --src-range K        spread over source addresses 127.0.0.1..127.0.0.K\n"
             "  --connect-rate R     at most R new connections per second (default: no limit)\n"
             "  --timeout S          a connect or an echo that takes longer fails (default 10)\n"
+            "  --give-up S          if no connection is echoed within S s of the start, fail them all then\n"
             "  --allow-refused      refused connections do not make the run fail\n"
             "  --json               one JSON object on stdout\n"
             "Exit status: 0 all verified, 1 some failure, 2 bad usage.\n", MAX_DEPTH);
@@ -595,6 +600,7 @@ int main(int argc, char **argv)
         { "hold", no_argument, 0, 'o' }, { "procs", required_argument, 0, 'P' },
         { "src-range", required_argument, 0, 'r' }, { "connect-rate", required_argument, 0, 'R' },
         { "timeout", required_argument, 0, 't' }, { "allow-refused", no_argument, 0, 'a' },
+        { "give-up", required_argument, 0, 'g' },
         { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int opt, pipeline = 0, depth_set = 0, duration_set = 0, status;
     struct rlimit rl;
@@ -622,6 +628,7 @@ int main(int argc, char **argv)
         case 'R': cfg.rate = number(optarg, 0, 1e7, "connect rate"); break;
         case 't': cfg.timeout = number(optarg, 0.1, 3600, "timeout"); break;
         case 'a': cfg.allow_refused = 1; break;
+        case 'g': cfg.give_up = number(optarg, 0.1, 3600, "give-up time"); break;
         case 'j': cfg.json = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
