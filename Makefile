@@ -3,6 +3,8 @@
 #   make all                      every chapter and the load generator (with SANITIZE: the chapters only)
 #   make check                    the lab's own tests: every chapter graded, every broken server caught
 #   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
+#   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
+#   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
 #   make clean
 #   make 07 SANITIZE=thread       a sanitizer build, in 07-epoll/server-thread
 
@@ -32,7 +34,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync handout broken $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTERS) $(if $(SANITIZE),,loadgen)
 
@@ -55,6 +57,7 @@ setup:
 
 # The shared code is written once (harness/common/, and the lessons 02-04 and 08 reuse from 01 and
 # 07) and copied between the marked lines of every chapter; the selftest fails if a copy differs.
+ifneq ($(wildcard harness/selftest),)
 sync:
 	@harness/sync
 
@@ -62,7 +65,18 @@ check: all
 	@harness/setup --check
 	@harness/selftest
 
+handout:
+	@harness/handout "$(DEST)" $(if $(CHAPTERS),--chapters "$(CHAPTERS)") $(if $(BUGHUNT),--bughunt)
+
+broken:
+	@harness/bughunt $(CH) $(N) $(if $(ANSWER),--answer)
+else
+# A student handout (make handout) has neither the reference solutions nor the lab's own tests.
+check sync handout broken:
+	@echo "make $@: not in a student handout, which has no reference solutions and no lab tests"; exit 2
+endif
+
 clean:
 	rm -f $(foreach c,$(CHAPTERS),$(c)/server $(c)/server-address $(c)/server-undefined $(c)/server-thread)
 	rm -f harness/loadgen/loadgen
-	rm -rf harness/tests/build
+	rm -rf harness/tests/build bughunt

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""handout.py DIR — a student handout (make handout) holds no reference code.
+
+Reference code is a line of 20 characters or more (leading and trailing blanks aside) that is in a
+chapter's server.c and in no starter.c: what the student has to write. No file of the handout may
+hold one. Nor may it hold the lab's own tests, a broken server's explanation ("why:" lines), or a
+server.c that is not its chapter's starter. One tally line per finding kind: "ok|..." or
+"not ok|...|where"."""
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+HANDOUT = pathlib.Path(sys.argv[1]).resolve()
+
+
+def lines(path):
+    return {line.strip() for line in path.read_text().splitlines()}
+
+
+given = set().union(*(lines(p) for p in ROOT.glob("0[1-9]-*/starter.c")))
+secret = {line for p in ROOT.glob("0[1-9]-*/server.c") for line in lines(p) if len(line) >= 20} - given
+
+leaks, why, tests, servers, files = [], [], [], [], 0
+for path in sorted(HANDOUT.rglob("*")):
+    if not path.is_file():
+        continue
+    rel = path.relative_to(HANDOUT)
+    data = path.read_bytes()
+    if rel.parts[:2] == ("harness", "tests") or rel.suffix == ".patch":
+        tests.append(str(rel))
+    if b"\0" in data:
+        continue  # a built binary (make handout BUGHUNT=1): built from no reference line it could show
+    files += 1
+    for n, line in enumerate(data.decode(errors="replace").splitlines(), 1):
+        if line.strip() in secret:
+            leaks.append(f"{rel}:{n}: {line.strip()[:60]}")
+        if line.startswith("why: "):
+            why.append(f"{rel}:{n}")
+    if rel.name == "server.c" and len(rel.parts) == 2:
+        starter = ROOT / rel.parts[0] / "starter.c"
+        if not starter.is_file() or data != starter.read_bytes():
+            servers.append(str(rel))
+
+
+def tally(ok, what, where):
+    print(f"ok|{what}|" if ok else f"not ok|{what}|{'; '.join(where[:5])}{' ...' if len(where) > 5 else ''}")
+
+
+tally(files > 0, "handout: it has files", ["the handout is empty"])
+tally(not leaks, f"handout: none of its {files} files holds one of the {len(secret)} reference lines no starter has", leaks)
+tally(not servers, "handout: each chapter's server.c is its starter", servers)
+tally(not tests and not why, "handout: no lab test, no broken server, no 'why:' line", tests + why)
