@@ -35,6 +35,7 @@ bad_input() {
 @test "bad input: no chapter" { bad_input "which chapter?"; }
 @test "bad input: an unknown option" { bad_input "unknown option '--frobnicate'" 05 --frobnicate; }
 @test "bad input: an unknown check" { bad_input "unknown check 'nosuch'" 01 --only nosuch; }
+@test "bad input: only checks that do not apply to the chapter" { bad_input "no check asked for applies to 01-iterative (pool is for 04)" 01 --only pool; }
 @test "bad input: an option without its value" { bad_input "needs a value" 01 --bin; }
 @test "bad input: a missing binary" { bad_input "no file at" 01 --bin "$FX/bin/missing"; }
 @test "bad input: a file that is not executable" { bad_input "is not executable" 01 --bin "$FX/bin/notexec"; }
