@@ -61,11 +61,5 @@ the server exited without closing (and logging '-' for) every connection"
     local child
     child=$(proc children "$SERVER_PID" | head -n 1)
     [[ -n $child ]] || fail "no child process serves the 2 connected clients"
-    kill -STOP "$child"
-    server_stop TERM 3 ||
-        fail "still running 3 s after SIGTERM with one child stopped: a child that does not stop in time must get SIGKILL"
-    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
-    # A stopped child cannot act on SIGTERM: it is gone now only if the server killed it and waited.
-    group_gone || fail "the stopped child $child was still there when the server exited: it must wait \
-for every child (and SIGKILL one that does not stop in time) before it exits"
+    stop_with_stuck "$child" child
 }

@@ -57,14 +57,7 @@ start_workers() {
 @test "SIGTERM with a worker stuck (stopped): the master kills it after a deadline and waits for it" {
     start_workers 2 -q
     VICTIM=$(workers | head -n 1)
-    kill -STOP "$VICTIM"
-    server_stop TERM 3 ||
-        fail "still running 3 s after SIGTERM with one worker stopped: a worker that does not stop in time must get SIGKILL"
-    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
-    # No grace period: a stopped worker cannot act on SIGTERM (nor on PR_SET_PDEATHSIG), so it is
-    # gone at this moment only if the master killed it and waited for it before exiting.
-    group_gone || fail "the stopped worker $VICTIM was still there when the master exited: the master \
-must wait for every worker (and SIGKILL one that does not stop in time) before it exits"
+    stop_with_stuck "$VICTIM" worker
 }
 
 @test "workers exit when the master is killed" {

@@ -173,6 +173,20 @@ server_start() {
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
 # No live process left in the server's process group.
 group_gone() { [[ -z $(proc pids "$SERVER_PID") ]]; }
+
+# stop_with_stuck PID WHAT: SIGSTOP the server's child PID (WHAT: "child", "worker"), then SIGTERM
+# the server: it must exit 0 within 3 s with nothing left. A stopped process cannot act on SIGTERM
+# (nor on PR_SET_PDEATHSIG): it is gone the moment the server exits only if the server killed it
+# after a deadline and waited for it.
+stop_with_stuck() {
+    local pid=$1 what=$2
+    kill -STOP "$pid"
+    server_stop TERM 3 ||
+        fail "still running 3 s after SIGTERM with one $what stopped: a $what that does not stop in time must get SIGKILL"
+    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
+    group_gone || fail "the stopped $what $pid was still there when the server exited: it must wait \
+for every $what (and SIGKILL one that does not stop in time) before it exits"
+}
 # Exited: gone, or a zombie waiting for this shell to collect its status. A process whose main
 # thread returned while other threads still run also shows Z; it has not exited until
 # /proc/PID/task holds the main thread alone (else `wait` below could block unbounded).
