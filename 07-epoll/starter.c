@@ -7,7 +7,8 @@
  * number of connections: 10,000 mostly idle clients cost almost nothing.
  * Each connection's state lives in a struct conn that epoll hands back in
  * event.data.ptr.  Level-triggered by default; -e switches to edge-triggered,
- * where every read and every accept must go on until EAGAIN.
+ * where a report comes once per change: every accept must go on until EAGAIN,
+ * and every read until EAGAIN or a short read (see conn_read for the FIN).
  *
  * Usage: server [-p PORT] [-b ADDR] [-q] [-v] [-e] [-h]
  *
@@ -82,6 +83,8 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
+/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
+enum { READABLE = 1, READABLE_TO_END = 2 };
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
@@ -101,7 +104,8 @@ static int watch(struct conn *c, int op)
      * TODO(07.1): tell epoll what c needs now. op is EPOLL_CTL_ADD for a new
      * client, EPOLL_CTL_MOD afterwards. The events: EPOLLIN while
      * conn_wants_read(c), EPOLLOUT while conn_wants_write(c), and EPOLLET
-     * too when opt.edge is set (-e); the data: c itself, in data.ptr, which
+     * and EPOLLRDHUP too when opt.edge is set (-e: see TODO 07.4 for why
+     * RDHUP); the data: c itself, in data.ptr, which
      * epoll_wait() will hand back with each report. Return 0, or -1 when
      * epoll_ctl() fails, after log_conn_error("epoll_ctl", c->peer): the
      * caller then frees the connection.
@@ -185,9 +189,13 @@ static void event_loop_run(int listen_fd)
      *   tested; any other failure: die("epoll_wait").
      * - only the ready sockets come back. For each report: if data.ptr is
      *   &listener_mark, accept_clients(); if not, it is the struct conn:
-     *   conn_handle() with "readable" for EPOLLIN, EPOLLHUP or EPOLLERR and
-     *   "writable" for EPOLLOUT, EPOLLHUP or EPOLLERR (a hang-up or an error
-     *   shows as a failed recv() or send()). If the connection is finished,
+     *   conn_handle() with "writable" for EPOLLOUT, EPOLLHUP or EPOLLERR
+     *   (a hang-up or an error shows as a failed recv() or send()), and
+     *   "readable": READABLE_TO_END for EPOLLRDHUP, EPOLLHUP or EPOLLERR,
+     *   else READABLE for EPOLLIN, else 0. conn_read() stops at a short
+     *   read, which emptied the socket; but with -e, data and a FIN that
+     *   arrive together are one edge, and only reading to the end finds the
+     *   FIN (COURSE.md, "07-epoll"). If the connection is finished,
      *   or watch(c, EPOLL_CTL_MOD) fails, conn_free(c). A connection comes
      *   at most once in one batch: freeing it leaves no dangling pointer in
      *   a later report.
@@ -608,21 +616,34 @@ static int conn_echo(struct conn *c, const char *buf, size_t len)
 }
 
 /*
- * Read what the client sent and echo it, until recv() would block (EAGAIN),
- * the client half-closes, or pending output reaches the watermark.  Reading
- * until EAGAIN is what edge-triggered epoll requires; it is harmless otherwise.
+ * Read what the client sent and echo it, until the socket is empty, the
+ * client half-closes, or pending output reaches the watermark.
+ *
+ * A short read (fewer bytes than asked for) means the socket was empty when
+ * recv() returned: TCP hands over everything it holds up to the size asked.
+ * Stopping there saves the recv() that would only say EAGAIN, so a message
+ * costs two system calls, recv() and send().  Data that arrives afterwards
+ * is reported again, even by edge-triggered epoll: each arrival is an edge.
+ *
+ * A short read says nothing of a FIN queued behind the data, though.  Level-
+ * triggered loops see it on the next wait.  Edge-triggered epoll reports data
+ * and FIN that arrive together as one edge, and no other would come: the
+ * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
+ * and then only EAGAIN or the end of the stream stops the reading.
  */
-static int conn_read(struct conn *c)
+static int conn_read(struct conn *c, int to_end)
 {
     static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
 
     while (!c->read_closed && c->out_len < OUT_CAP) {
-        size_t room = OUT_CAP - c->out_len;
-        ssize_t nread = recv(c->fd, buf, room < sizeof buf ? room : sizeof buf, 0);
+        size_t room = OUT_CAP - c->out_len, want = room < sizeof buf ? room : sizeof buf;
+        ssize_t nread = recv(c->fd, buf, want, 0);
         if (nread > 0) {
             log_data(c->peer, buf, (size_t)nread);
             if (conn_echo(c, buf, (size_t)nread) < 0)
                 return -1;
+            if ((size_t)nread < want && !to_end)
+                return 0;  /* a short read: the socket is empty */
         } else if (nread == 0) {
             c->read_closed = 1;  /* echo what is pending, then close */
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -640,8 +661,9 @@ static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->
 static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
 
 /*
- * One readiness report for a connection.  Returns 1 when it is finished
- * (an error, or half-closed with everything echoed): the caller frees it.
+ * One readiness report for a connection: readable is 0, READABLE or
+ * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
+ * or half-closed with everything echoed): the caller frees it.
  * After output drains, reading resumes even without a fresh "readable"
  * report: edge-triggered epoll gives none for data that arrived while
  * reading was paused at the watermark.
@@ -650,7 +672,7 @@ static int conn_handle(struct conn *c, int readable, int writable)
 {
     if (writable && conn_flush(c) < 0)
         return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
         return 1;
     return c->read_closed && c->out_len == 0;
 }

@@ -85,6 +85,8 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
+/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
+enum { READABLE = 1, READABLE_TO_END = 2 };
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
@@ -704,21 +706,34 @@ static int conn_echo(struct conn *c, const char *buf, size_t len)
 }
 
 /*
- * Read what the client sent and echo it, until recv() would block (EAGAIN),
- * the client half-closes, or pending output reaches the watermark.  Reading
- * until EAGAIN is what edge-triggered epoll requires; it is harmless otherwise.
+ * Read what the client sent and echo it, until the socket is empty, the
+ * client half-closes, or pending output reaches the watermark.
+ *
+ * A short read (fewer bytes than asked for) means the socket was empty when
+ * recv() returned: TCP hands over everything it holds up to the size asked.
+ * Stopping there saves the recv() that would only say EAGAIN, so a message
+ * costs two system calls, recv() and send().  Data that arrives afterwards
+ * is reported again, even by edge-triggered epoll: each arrival is an edge.
+ *
+ * A short read says nothing of a FIN queued behind the data, though.  Level-
+ * triggered loops see it on the next wait.  Edge-triggered epoll reports data
+ * and FIN that arrive together as one edge, and no other would come: the
+ * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
+ * and then only EAGAIN or the end of the stream stops the reading.
  */
-static int conn_read(struct conn *c)
+static int conn_read(struct conn *c, int to_end)
 {
     static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
 
     while (!c->read_closed && c->out_len < OUT_CAP) {
-        size_t room = OUT_CAP - c->out_len;
-        ssize_t nread = recv(c->fd, buf, room < sizeof buf ? room : sizeof buf, 0);
+        size_t room = OUT_CAP - c->out_len, want = room < sizeof buf ? room : sizeof buf;
+        ssize_t nread = recv(c->fd, buf, want, 0);
         if (nread > 0) {
             log_data(c->peer, buf, (size_t)nread);
             if (conn_echo(c, buf, (size_t)nread) < 0)
                 return -1;
+            if ((size_t)nread < want && !to_end)
+                return 0;  /* a short read: the socket is empty */
         } else if (nread == 0) {
             c->read_closed = 1;  /* echo what is pending, then close */
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -736,8 +751,9 @@ static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->
 static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
 
 /*
- * One readiness report for a connection.  Returns 1 when it is finished
- * (an error, or half-closed with everything echoed): the caller frees it.
+ * One readiness report for a connection: readable is 0, READABLE or
+ * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
+ * or half-closed with everything echoed): the caller frees it.
  * After output drains, reading resumes even without a fresh "readable"
  * report: edge-triggered epoll gives none for data that arrived while
  * reading was paused at the watermark.
@@ -746,7 +762,7 @@ static int conn_handle(struct conn *c, int readable, int writable)
 {
     if (writable && conn_flush(c) < 0)
         return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
@@ -765,7 +781,7 @@ static int watch(struct conn *c, int op)
     struct epoll_event ev;
 
     ev.events = (conn_wants_read(c) ? EPOLLIN : 0) | (conn_wants_write(c) ? EPOLLOUT : 0) |
-                (opt.edge ? EPOLLET : 0);
+                (opt.edge ? EPOLLET | EPOLLRDHUP : 0);
     if (op == EPOLL_CTL_MOD && ev.events == c->watching)
         return 0;  /* no change, no system call */
     ev.data.ptr = c;
@@ -850,8 +866,14 @@ static void event_loop_run(int listen_fd)
                 accept_clients(listen_fd);
                 continue;
             }
-            /* An error or a hang-up shows up as a failed recv() or send(). */
-            if (conn_handle(c, e & (EPOLLIN | EPOLLHUP | EPOLLERR), e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
+            /*
+             * An error or a hang-up shows up as a failed recv() or send().
+             * A FIN that came with the data is one edge with it: then only
+             * reading to the end finds it (see conn_read).
+             */
+            int readable = e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) ? READABLE_TO_END : e & EPOLLIN ? READABLE : 0;
+
+            if (conn_handle(c, readable, e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
                 watch(c, EPOLL_CTL_MOD) < 0)
                 conn_free(c);
         }

@@ -2,7 +2,7 @@
 # points: 15
 # chapters: all
 # slow: no
-# claim: every byte comes back in order: short line, 64 KiB binary with NULs, 4 MiB streamed, 1,000 pipelined messages, three kinds of half-close
+# claim: every byte comes back in order: short line, 64 KiB binary with NULs, 4 MiB streamed, 1,000 pipelined messages, three kinds of half-close (07 and 08 in both epoll modes)
 # hint: a lost or reordered byte usually means a short write not completed (write_all), a buffer treated as a C string (strlen/printf on binary data), or pending output dropped when the client half-closes
 
 setup_file() { load ../lib/check && lab_setup_file; }
@@ -37,5 +37,16 @@ teardown() { lab_teardown; }
 }
 
 @test "40 half-closes read while output is still pending in the server's buffers: everything comes back" {
+    client halfclose-many 40
+}
+
+@test "07, 08 edge-triggered (-e): a half-close with the data, pipelined messages, 40 half-closes with output pending" {
+    only_for 07 08 -- "edge-triggered mode (-e) is 07's and 08's"
+    # -e reports data and a FIN that arrive together as one edge: a loop that stops at the short
+    # read without looking at EPOLLRDHUP never sees the FIN, and the client waits for EOF forever.
+    server_stop TERM 5
+    server_start -q -e
+    client halfclose-corked
+    client pipeline
     client halfclose-many 40
 }
