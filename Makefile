@@ -5,6 +5,8 @@
 #   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
 #   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
 #   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
+#   make bench [QUICK=1]          the text's tables measured here (harness/bench/run), in bench-results/
+#                                 [ARGS="07 08 --clients 100,1000"]: any option of harness/bench/run
 #   make clean
 #   make 07 SANITIZE=thread       a sanitizer build, in 07-epoll/server-thread
 
@@ -34,7 +36,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync handout broken $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync handout broken bench $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTERS) $(if $(SANITIZE),,loadgen)
 
@@ -50,6 +52,12 @@ $(foreach c,$(CHAPTERS),$(eval $(call chapter_rules,$(c))))
 loadgen: harness/loadgen/loadgen
 harness/loadgen/loadgen: harness/loadgen/loadgen.c harness/lib/cflags | setup
 	$(CC) $(CFLAGS) -o $@ $<
+
+# Every chapter, the load generator, gnuplot (and perf where it installs), then the runs: some
+# 15 minutes on two cores, 1 with QUICK=1. Node.js and Python asyncio peers run when installed.
+bench: all
+	@harness/setup --bench
+	@harness/bench/run --peers $(if $(QUICK),--quick) $(ARGS)
 
 # Installs what is missing (as root), or says what to install and stops.
 setup:

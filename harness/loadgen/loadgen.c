@@ -14,12 +14,20 @@
  *   pipeline            up to --depth messages in flight
  *   --hold              connect all, one verified echo each, keep them all open
  *                       and idle for --duration, one more verified echo each, close
- * A run ends after --duration seconds, or after --messages per connection.
+ *   connect             each of the -c slots loops: connect, one message, its
+ *                       verified echo, close (we close first), connect again.  The
+ *                       workload of Stevens' server-design table (UNP ch. 30): it
+ *                       measures connections per second, and the latency of each
+ *                       connection from the start of connect() to its last byte
+ * A run ends after --duration seconds, or after --messages per connection (in
+ * connect mode: connections per slot).  What is in flight at the end finishes.
  *
  * Output: a summary, or one JSON object with --json.  "established" counts TCP
  * connections made, "echoed" those that got at least one verified echo, and
  * "refused" those turned away (connect refused, or closed or reset by the
- * server before their first echo).  Exit status: 0 every
+ * server before their first echo); "conns_done" those that did all they had to
+ * and were then closed by us.  Counters are per connection, also in connect mode
+ * (where a slot goes through many).  Exit status: 0 every
  * connection established and every byte verified; 1 something failed
  * (refused, timed out, closed early, wrong bytes); 2 bad usage or set-up.
  * Latency percentiles come from a log-linear histogram (128 sub-buckets per
@@ -57,19 +65,22 @@ enum state { C_IDLE, C_CONNECTING, C_ACTIVE, C_HOLDING, C_DONE };
 struct lconn {
     int fd;
     uint32_t id;                  /* global connection number: seeds its bytes */
+    uint32_t slot, rounds;        /* connect mode: the slot's number, connections it has started */
     uint8_t state;
     uint8_t echoed;               /* at least one echo verified: no longer "refused" */
     uint32_t send_msg, recv_msg;  /* messages fully sent / fully received */
     uint32_t send_off, recv_off;  /* bytes into the message being sent / received */
     uint32_t limit;               /* messages to send in the current phase */
     uint64_t deadline;            /* µs: a timeout if no progress by then; 0 = none */
+    uint64_t t_connect;           /* connect mode: when connect() started */
     uint64_t t_sent[MAX_DEPTH];   /* when each message in flight started */
 };
 
 /* What one process measured; merged by the parent when there are several. */
 struct result {
     uint64_t connections, established, echoed, refused, timeouts, errors, closed_early, mismatches;
-    uint64_t messages, bytes, peak_open, max_us;
+    uint64_t messages, bytes, peak_open, max_us, conns_done;
+    uint64_t no_port;             /* connects that found no free local port (EADDRNOTAVAIL) */
     double elapsed_s;
     uint64_t hist[NBUCKETS];
     char first_mismatch[160];
@@ -77,10 +88,10 @@ struct result {
 
 static struct {
     const char *host;
-    int port, conns, size, depth, procs, src_range, hold, json, allow_refused;
+    int port, conns, size, depth, procs, src_range, hold, json, allow_refused, connect_mode;
     double duration, timeout, rate, give_up;
     long messages;
-} cfg = { "127.0.0.1", 0, 1, 64, 1, 1, 1, 0, 0, 0, 0, 10, 0, 0, 0 };
+} cfg = { "127.0.0.1", 0, 1, 64, 1, 1, 1, 0, 0, 0, 0, 0, 10, 0, 0, 0 };
 
 static volatile sig_atomic_t interrupted;
 static struct result res;
@@ -152,18 +163,31 @@ static uint64_t percentile(const struct result *r, double p)
 static int epfd;
 static long nopen, nconnecting;
 
+/* Connect mode: the slots waiting to connect again, oldest first; a ring with room for every slot,
+ * since a slot is in it at most once (from the end of one connection to the start of the next). */
+static struct lconn **again;
+static int again_size, again_head, again_len;
+
 static void finish(struct lconn *c, uint64_t *counter)
 {
     if (counter)
         (*counter)++;
     if (c->fd >= 0) {
-        close(c->fd);  /* also leaves the epoll set */
+        close(c->fd);  /* also leaves the epoll set; the client closes first, so TIME_WAIT is ours */
         nopen--;
     }
     if (c->state == C_CONNECTING)
         nconnecting--;
     c->fd = -1;
     c->state = C_DONE;
+    /* Connect mode: a slot goes on after a connection that did its work, or one refused with
+     * --allow-refused (a client tries again); after any other failure it stops, as a connection
+     * does in the other modes: the run has failed anyway, and a dead server must not be hammered. */
+    if (cfg.connect_mode && (counter == &res.conns_done || (counter == &res.refused && cfg.allow_refused)) &&
+        (cfg.messages == 0 || c->rounds < (uint32_t)cfg.messages)) {
+        c->state = C_IDLE;
+        again[(again_head + again_len++) % again_size] = c;
+    }
 }
 
 static void set_events(struct lconn *c, uint32_t events)
@@ -176,8 +200,20 @@ static void set_events(struct lconn *c, uint32_t events)
 static int start_connect(struct lconn *c, const struct sockaddr_in *dst, uint64_t now)
 {
     struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    int fd, one = 1;
 
+    if (cfg.connect_mode) {
+        /* A new connection in this slot: a new global number (so its own bytes), a clean slate,
+         * and its own clock, read here rather than once per loop: hundreds of connects may
+         * start in one pass. */
+        c->id = c->slot + c->rounds * (uint32_t)cfg.conns;
+        c->rounds++;
+        c->echoed = 0;
+        c->send_msg = c->recv_msg = c->send_off = c->recv_off = 0;
+        c->limit = 1;
+        c->t_connect = now = now_us();
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     res.connections++;
     if (fd < 0) {
         fprintf(stderr, "loadgen: socket: %s\n", strerror(errno));
@@ -202,6 +238,9 @@ static int start_connect(struct lconn *c, const struct sockaddr_in *dst, uint64_
     c->fd = fd;
     nopen++;
     if (connect(fd, (const struct sockaddr *)dst, sizeof *dst) < 0 && errno != EINPROGRESS) {
+        /* No free ephemeral port (TIME_WAIT included): an error, said once at the end; the slot stops. */
+        if (errno == EADDRNOTAVAIL)
+            res.no_port++;
         finish(c, errno == ECONNREFUSED ? &res.refused : &res.errors);
         return -1;
     }
@@ -279,7 +318,7 @@ static int pump_recv(struct lconn *c, uint64_t now)
                 return -1;
             }
             if (++c->recv_off == (uint32_t)cfg.size) {
-                record_latency(now - c->t_sent[c->recv_msg % MAX_DEPTH]);
+                record_latency(now - (cfg.connect_mode ? c->t_connect : c->t_sent[c->recv_msg % MAX_DEPTH]));
                 res.messages++;
                 c->recv_off = 0;
                 c->recv_msg++;
@@ -289,6 +328,10 @@ static int pump_recv(struct lconn *c, uint64_t now)
             }
         }
         c->deadline = now + (uint64_t)(cfg.timeout * 1e6);
+        /* Connect mode: the request is answered, we close now. Reading on would make a server
+         * that closes right after its echo "closed early" or not, by the luck of timing. */
+        if (cfg.connect_mode && c->recv_msg == c->limit)
+            return 0;
     }
 }
 
@@ -311,8 +354,8 @@ static void drive(struct lconn *c, uint64_t now, int draining)
             set_events(c, EPOLLIN);  /* an EOF or reset while idle must still be seen */
             return;
         }
-        if (draining || cfg.messages > 0 || cfg.hold) {
-            finish(c, NULL);
+        if (draining || cfg.messages > 0 || cfg.hold || cfg.connect_mode) {
+            finish(c, &res.conns_done);
             return;
         }
     }
@@ -327,8 +370,13 @@ static void run(int from, int to, int ready_fd, int go_fd)
     int n = to - from, next = 0, hold_started = 0, draining = 0, done = 0;
     struct lconn *conns = calloc((size_t)n, sizeof *conns);
     uint64_t start = now_us(), hold_end = 0, end, hard_end, last_scan = 0, connect_budget = 0;
+    double connects = cfg.conns;  /* that --connect-rate lets through: connect mode -n makes more */
 
-    if (conns == NULL || inet_pton(AF_INET, cfg.host, &dst.sin_addr) != 1) {
+    if (cfg.connect_mode && cfg.messages > 0)
+        connects *= (double)cfg.messages;
+    again = calloc((size_t)n, sizeof *again);
+    again_size = n;
+    if (conns == NULL || again == NULL || inet_pton(AF_INET, cfg.host, &dst.sin_addr) != 1) {
         fprintf(stderr, "loadgen: %s\n", conns ? "bad --host (an IPv4 address)" : "out of memory");
         exit(2);
     }
@@ -339,26 +387,35 @@ static void run(int from, int to, int ready_fd, int go_fd)
     }
     for (int i = 0; i < n; i++) {
         conns[i].fd = -1;
-        conns[i].id = (uint32_t)(from + i);
+        conns[i].id = conns[i].slot = (uint32_t)(from + i);
         conns[i].limit = cfg.hold ? 1 : (cfg.messages > 0 ? (uint32_t)cfg.messages : UINT32_MAX);
     }
     end = cfg.hold ? UINT64_MAX : start + (uint64_t)(cfg.duration * 1e6);
-    hard_end = start + (uint64_t)((cfg.duration + 3 * cfg.timeout + (cfg.rate > 0 ? cfg.conns / cfg.rate : 0) + 10) * 1e6);
+    hard_end = start + (uint64_t)((cfg.duration + 3 * cfg.timeout + (cfg.rate > 0 ? connects / cfg.rate : 0) + 10) * 1e6);
 
     while (!done && !interrupted) {
         uint64_t now = now_us();
         int nev;
 
-        /* New connections: at most MAX_CONNECTING in progress, and --connect-rate per second. */
-        while (next < n && nconnecting < MAX_CONNECTING && !draining) {
+        /* New connections: at most MAX_CONNECTING in progress, and --connect-rate per second.
+         * Every slot starts once before any starts again (connect mode), so all are in play early. */
+        while ((next < n || again_len > 0) && nconnecting < MAX_CONNECTING && !draining) {
+            struct lconn *c;
+
             if (cfg.rate > 0) {
                 uint64_t allowed = (uint64_t)((double)(now - start) / 1e6 * cfg.rate / cfg.procs) + 1;
                 if (connect_budget >= allowed)
                     break;
             }
             connect_budget++;
-            start_connect(&conns[next], &dst, now);
-            next++;
+            if (next < n) {
+                c = &conns[next++];
+            } else {
+                c = again[again_head];
+                again_head = (again_head + 1) % again_size;
+                again_len--;
+            }
+            start_connect(c, &dst, now);
         }
         if ((uint64_t)nopen > res.peak_open)
             res.peak_open = (uint64_t)nopen;
@@ -391,7 +448,7 @@ static void run(int from, int to, int ready_fd, int go_fd)
                 drive(c, now, draining);
                 continue;
             }
-            if (c->state == C_DONE)
+            if (c->state == C_DONE || c->state == C_IDLE)  /* C_IDLE: connect mode, closed, to connect again */
                 continue;
             if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && pump_recv(c, now) < 0)
                 continue;
@@ -426,8 +483,8 @@ static void run(int from, int to, int ready_fd, int go_fd)
             }
         }
         if (!cfg.hold && now >= end && !draining) {
-            draining = 1;  /* no new messages: let those in flight come back */
-            for (int i = 0; i < n; i++) {
+            draining = 1;  /* no new messages: let those in flight come back (connect mode: no new connects) */
+            for (int i = 0; i < n && !cfg.connect_mode; i++) {
                 if (conns[i].state == C_ACTIVE) {
                     conns[i].limit = conns[i].send_msg + (conns[i].send_off > 0);
                     drive(&conns[i], now, 1);
@@ -447,9 +504,15 @@ static void run(int from, int to, int ready_fd, int go_fd)
                 else
                     done = 0;
             }
-            if (next < n)
+            if (next < n || (again_len > 0 && !draining))
                 done = 0;
         }
+        /* Connect mode: the run is over as soon as no connection is open and none is due: an -n run
+         * may last a fraction of a second and conns/s is its figure (the scan may come 100 ms later);
+         * when every slot has stopped on a failure (nothing listens), waiting out -d is pointless;
+         * and once -d is over, a slot that never started (--connect-rate) never will. */
+        if (cfg.connect_mode && nopen == 0 && (draining || (next == n && again_len == 0)))
+            done = 1;
         /* --give-up: a server that has echoed nothing at all by then serves nobody; the last
          * connection of a crowd may need --timeout, but a working server echoes the first at once. */
         if (cfg.give_up > 0 && res.echoed == 0 && now - start > (uint64_t)(cfg.give_up * 1e6))
@@ -467,6 +530,7 @@ static void run(int from, int to, int ready_fd, int go_fd)
     res.elapsed_s = (double)(now_us() - start) / 1e6;
     close(epfd);
     free(conns);
+    free(again);
 }
 
 static void merge(struct result *into, const struct result *r)
@@ -482,6 +546,8 @@ static void merge(struct result *into, const struct result *r)
     into->messages += r->messages;
     into->bytes += r->bytes;
     into->peak_open += r->peak_open;
+    into->conns_done += r->conns_done;
+    into->no_port += r->no_port;
     if (r->max_us > into->max_us)
         into->max_us = r->max_us;
     if (r->elapsed_s > into->elapsed_s)
@@ -556,12 +622,12 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: loadgen --port PORT [options]\n"
             "  --host ADDR          server address (IPv4, default 127.0.0.1)\n"
-            "  -c, --connections N  connections (default 1)\n"
+            "  -c, --connections N  connections (default 1); in connect mode: slots\n"
             "  -s, --size BYTES     message size (default 64)\n"
-            "  --mode M             pingpong (default) or pipeline\n"
+            "  --mode M             pingpong (default), pipeline, or connect (connect, one message, close; again)\n"
             "  --depth K            messages in flight per connection in pipeline mode (default 8, max %d)\n"
             "  -d, --duration S     seconds of load (default 5); with --hold: seconds held idle\n"
-            "  -n, --messages N     messages per connection, instead of a duration\n"
+            "  -n, --messages N     messages per connection, instead of a duration (connect mode: per slot)\n"
             "  --hold               connect all, one echo each, hold idle, one more echo each\n"
             "  --procs P            split the connections over P processes (default 1)\n"
             "  --src-range K        spread over source addresses 127.0.0.1..127.0.0.K\n"
@@ -613,10 +679,10 @@ int main(int argc, char **argv)
         case 'p': cfg.port = (int)number(optarg, 1, 65535, "port"); break;
         case 'c': cfg.conns = (int)number(optarg, 1, 1000000, "connection count"); break;
         case 's': cfg.size = (int)number(optarg, 1, 1 << 30, "message size"); break;
-        case 'm':
-            if (strcmp(optarg, "pipeline") == 0)
-                pipeline = 1;
-            else if (strcmp(optarg, "pingpong") != 0)
+        case 'm':  /* the last --mode wins */
+            pipeline = strcmp(optarg, "pipeline") == 0;
+            cfg.connect_mode = strcmp(optarg, "connect") == 0;
+            if (!pipeline && !cfg.connect_mode && strcmp(optarg, "pingpong") != 0)
                 bad("mode", optarg);
             break;
         case 'k': cfg.depth = (int)number(optarg, 1, MAX_DEPTH, "depth"); depth_set = 1; break;
@@ -649,6 +715,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: give --duration or --messages, not both\n");
         return 2;
     }
+    if (cfg.hold && cfg.connect_mode) {
+        fprintf(stderr, "loadgen: --hold keeps connections open, --mode connect closes them: not both\n");
+        return 2;
+    }
     if (cfg.procs > cfg.conns)
         cfg.procs = cfg.conns;
 
@@ -673,10 +743,15 @@ int main(int argc, char **argv)
     else
         run(0, cfg.conns, -1, -1);
 
+    if (res.no_port > 0)  /* once, for all processes: each connect that hit it is counted in "errors" */
+        fprintf(stderr, "loadgen: %llu connects found no free local port (EADDRNOTAVAIL: ephemeral ports "
+                "to this server used up, TIME_WAIT included); use --src-range K or --connect-rate R\n",
+                (unsigned long long)res.no_port);
     if (cfg.json) {
         printf("{\"connections\": %llu, \"established\": %llu, \"echoed\": %llu, \"refused\": %llu, \"timeouts\": %llu, "
                "\"errors\": %llu, \"closed_early\": %llu, \"mismatches\": %llu, \"messages\": %llu, "
-               "\"bytes\": %llu, \"elapsed_s\": %.3f, \"msgs_per_s\": %.1f, \"p50_us\": %llu, "
+               "\"bytes\": %llu, \"elapsed_s\": %.3f, \"msgs_per_s\": %.1f, \"conns_done\": %llu, "
+               "\"conns_per_s\": %.1f, \"p50_us\": %llu, "
                "\"p90_us\": %llu, \"p99_us\": %llu, \"max_us\": %llu, \"peak_open\": %llu, "
                "\"first_mismatch\": \"%s\"}\n",
                (unsigned long long)res.connections, (unsigned long long)res.established,
@@ -684,7 +759,8 @@ int main(int argc, char **argv)
                (unsigned long long)res.errors, (unsigned long long)res.closed_early,
                (unsigned long long)res.mismatches, (unsigned long long)res.messages,
                (unsigned long long)res.bytes, res.elapsed_s,
-               res.elapsed_s > 0 ? (double)res.messages / res.elapsed_s : 0.0,
+               res.elapsed_s > 0 ? (double)res.messages / res.elapsed_s : 0.0, (unsigned long long)res.conns_done,
+               res.elapsed_s > 0 ? (double)res.conns_done / res.elapsed_s : 0.0,
                (unsigned long long)percentile(&res, 0.50), (unsigned long long)percentile(&res, 0.90),
                (unsigned long long)percentile(&res, 0.99), (unsigned long long)res.max_us,
                (unsigned long long)res.peak_open, res.first_mismatch);
@@ -700,12 +776,21 @@ int main(int argc, char **argv)
                res.elapsed_s > 0 ? (double)res.messages / res.elapsed_s : 0.0,
                (unsigned long long)percentile(&res, 0.50), (unsigned long long)percentile(&res, 0.90),
                (unsigned long long)percentile(&res, 0.99), (unsigned long long)res.max_us);
+        if (cfg.connect_mode)
+            printf("conns_done %llu: %.0f conn/s (connect, request, close); latency: connect() to last byte\n",
+                   (unsigned long long)res.conns_done,
+                   res.elapsed_s > 0 ? (double)res.conns_done / res.elapsed_s : 0.0);
         if (res.first_mismatch[0])
             printf("first mismatch: %s\n", res.first_mismatch);
     }
-    /* Every connection echoed (or, with --allow-refused, refused), and nothing else went wrong. */
-    status = res.echoed + (cfg.allow_refused ? res.refused : 0) == (uint64_t)cfg.conns &&
-             res.timeouts == 0 && res.errors == 0 && res.closed_early == 0 && res.mismatches == 0 &&
+    /* Every connection echoed (or, with --allow-refused, refused), and nothing else went wrong.
+     * Connect mode: every connection started, and there was one; a slot that never started
+     * (--connect-rate, a short -d) failed nothing on the server's side. */
+    if (cfg.connect_mode)
+        status = res.echoed + (cfg.allow_refused ? res.refused : 0) == res.connections && res.connections > 0;
+    else
+        status = res.echoed + (cfg.allow_refused ? res.refused : 0) == (uint64_t)cfg.conns;
+    status = status && res.timeouts == 0 && res.errors == 0 && res.closed_early == 0 && res.mismatches == 0 &&
              (cfg.allow_refused || res.refused == 0);
     return interrupted ? 1 : !status;
 }
