@@ -38,6 +38,13 @@ def n(x, digits=0):
     return f"{round(x):,}"
 
 
+def failures(x):
+    """' ⚠ 512 timed out' when a cell's connections failed (summed over its runs), else ''."""
+    bad = [f"{x[k]:,} {w}" for k, w in (("refused", "refused"), ("timeouts", "timed out"), ("bytes_wrong", "bytes wrong"))
+           if x.get(k)]
+    return " ⚠ " + ", ".join(bad) if bad else ""
+
+
 def ratio(a, b):
     return a / b if a and b else None
 
@@ -143,7 +150,7 @@ def write_md(doc, path):
         rows = []
         for ch in chs:
             rows.append([NAMES[ch]] + [f"{n(pp[(ch, c)]['msgs_per_s'])} ({n(pp[(ch, c)]['p99_us'] / 1000, 1)} ms)"
-                                       if (ch, c) in pp else "–" for c in counts])
+                                       + failures(pp[(ch, c)]) if (ch, c) in pp else "–" for c in counts])
         L += [md_table(["server"] + [f"{c:,}" for c in counts], rows), ""]
         rows = []
         for ch in chs:

@@ -27,7 +27,7 @@ server.on('error', (err) => {
   process.stderr.write(`echo.js: ${err.message}\n`);
   process.exit(1);
 });
-server.listen(port, addr, () => {
+server.listen({ port, host: addr, backlog: 4096 }, () => {  // the lab's servers ask for SOMAXCONN too
   process.stdout.write(`listening on ${addr}:${server.address().port}\n`);
 });
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
