@@ -62,6 +62,9 @@ def figures(doc):
     for peer in ("node", "asyncio"):
         for ch in ("07", "08"):
             f[f"{ch}_vs_{peer}"] = ratio(pp.get((ch, k), {}).get("msgs_per_s"), pp.get((peer, k), {}).get("msgs_per_s"))
+            # The same comparison in server CPU per message: what the peer spends for 07's one.
+            f[f"{ch}_cpu_vs_{peer}"] = ratio(pp.get((peer, k), {}).get("server_cpu_s_per_100k"),
+                                             pp.get((ch, k), {}).get("server_cpu_s_per_100k"))
     sc = {(c["chapter"], c["tool"]): c for c in cells(doc, "syscalls")}
     f["syscalls"] = sc
     ins = {(c["chapter"], c["clients"]): c["per_msg"] for c in cells(doc, "instructions")}
@@ -89,8 +92,10 @@ def targets(doc):
     k = f["peer_clients"]
     for peer, want in (("node", 1.8), ("asyncio", 4.0)):
         r = f[f"07_vs_{peer}"]
+        c = f[f"07_cpu_vs_{peer}"]
         out.append((f"07 at {k:,} busy connections ≥ {want}× {NAMES[peer]}'s messages/s",
-                    f"{r:.2f}×" if r else "not measured (--peers)", r >= want if r else None))
+                    (f"{r:.2f}× (server CPU per message: {NAMES[peer]} spends {c:.1f}× 07's)" if c else f"{r:.2f}×")
+                    if r else "not measured (--peers)", r >= want if r else None))
     for ch, label in (("07", "level-triggered"), ("07e", "edge-triggered (-e)")):
         s = f["syscalls"].get((ch, "strace"))
         p = f["syscalls"].get((ch, "perf")) if ch == "07" else None
@@ -165,9 +170,10 @@ def write_md(doc, path):
               "A load generator near 100 % CPU means the figure is the client's limit as much as the server's.", ""]
         k = f["peer_clients"]
         if any(f[f"{ch}_vs_{p}"] for ch in ("07", "08") for p in ("node", "asyncio")):
-            L += [f"Ratios at {k:,} connections: " + "; ".join(
-                f"{ch} / {NAMES[p]} = {f[f'{ch}_vs_{p}']:.2f}×" for ch in ("07", "08") for p in ("node", "asyncio")
-                if f[f"{ch}_vs_{p}"]) + ".", ""]
+            L += [f"Ratios at {k:,} connections, in messages per second (and in server CPU per message, the "
+                  "peer's over the lab's): " + "; ".join(
+                      f"{ch} / {NAMES[p]} = {f[f'{ch}_vs_{p}']:.2f}× ({f[f'{ch}_cpu_vs_{p}'] or 0:.1f}×)"
+                      for ch in ("07", "08") for p in ("node", "asyncio") if f[f"{ch}_vs_{p}"]) + ".", ""]
 
     ib = f["idlebusy"]
     if ib:
