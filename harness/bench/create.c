@@ -269,7 +269,8 @@ int main(int argc, char **argv)
      * the kernel reaps children by itself: waitpid would wait for the child's end
      * and fail with ECHILD.  The default disposition keeps fork+exit+wait as written.
      */
-    signal(SIGCHLD, SIG_DFL);
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigaction(SIGCHLD, &dfl, NULL);
     catch_stop_signals();
 
     samples = malloc((size_t)n * sizeof *samples);

@@ -20,14 +20,14 @@ declare -gA HOLD=([06]=5000 [07]=10000 [08]=10000)
 # loadgen_start N [LOADGEN OPTIONS...]: in the background, N connections held 2 s, each echoed
 # at the start and at the end; loadgen_wait then sets LG_ECHOED, LG_REFUSED, LG_TIMEOUTS,
 # LG_ERRORS, LG_MISMATCHES and LG_CLOSED (closed early) from its report. A server that has echoed
-# no connection at all after 20 s serves nobody: the run stops there (--give-up) rather than wait
-# out every connection's 30 s.
+# no connection at all after 10 s serves nobody (a correct one echoes its first within
+# milliseconds): the run stops there (--give-up) rather than wait out every connection's 30 s.
 loadgen_start() {
     local n=$1
     shift
     LG_JSON="$LAB_LOG/loadgen.$SERVER_N.json"
     timeout -k 5 300 "$LOADGEN" --port "$SERVER_PORT" -c "$n" --hold --duration 2 --size 32 \
-        --timeout 30 --give-up 20 --json "$@" >"$LG_JSON" 2>"$LAB_LOG/loadgen.$SERVER_N.err" 3>&- &
+        --timeout 30 --give-up 10 --json "$@" >"$LG_JSON" 2>"$LAB_LOG/loadgen.$SERVER_N.err" 3>&- &
     LG_PID=$!
 }
 
