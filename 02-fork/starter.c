@@ -328,9 +328,13 @@ static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS,
  * Setting a flag alone is not enough: if the signal lands just after the
  * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
- * shutdown() of the descriptor that call waits on wakes it for sure: accept()
- * fails, select()/poll()/epoll_wait() report the socket readable, recv()
- * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ * On Linux, shutdown() of the descriptor that call waits on wakes it: accept()
+ * fails (EINVAL), select()/poll()/epoll_wait() report the socket readable,
+ * recv() returns 0.  That is Linux's behaviour, not POSIX's (on the BSDs,
+ * shutdown() of a listening socket fails with ENOTCONN and wakes nothing);
+ * portable code writes to a self-pipe instead, or, on Linux, reads the signal
+ * from a signalfd.  shutdown() is on POSIX's list of async-signal-safe
+ * functions.
  */
 static void on_stop_signal(int signo)
 {

@@ -180,7 +180,7 @@ static void event_loop_run(int listen_fd)
                 continue;
             die("select");
         }
-        /* select() says how many are ready, not which: every descriptor must be tested. */
+        /* The sets say which are ready, but finding them takes a test of every bit up to max_fd. */
         for (int fd = 0; fd <= max_fd && n > 0 && !stop_requested; fd++) {
             int readable = FD_ISSET(fd, &rset) != 0, writable = FD_ISSET(fd, &wset) != 0; /* READABLE is 1 */
 
@@ -244,9 +244,13 @@ static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS,
  * Setting a flag alone is not enough: if the signal lands just after the
  * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
- * shutdown() of the descriptor that call waits on wakes it for sure: accept()
- * fails, select()/poll()/epoll_wait() report the socket readable, recv()
- * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ * On Linux, shutdown() of the descriptor that call waits on wakes it: accept()
+ * fails (EINVAL), select()/poll()/epoll_wait() report the socket readable,
+ * recv() returns 0.  That is Linux's behaviour, not POSIX's (on the BSDs,
+ * shutdown() of a listening socket fails with ENOTCONN and wakes nothing);
+ * portable code writes to a self-pipe instead, or, on Linux, reads the signal
+ * from a signalfd.  shutdown() is on POSIX's list of async-signal-safe
+ * functions.
  */
 static void on_stop_signal(int signo)
 {

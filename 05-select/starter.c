@@ -203,9 +203,9 @@ static void event_loop_run(int listen_fd)
      *   master sets: it overwrites the sets it is given with its answer.
      *   -1 with EINTR is a signal: loop, so that the flag is tested; any
      *   other failure: die("select").
-     * - select() says how many descriptors are ready, not which: test each
-     *   one up to max_fd (you may stop once all n are found, or when a stop
-     *   is requested). listen_fd readable: accept_clients(). A client's
+     * - the sets it gives back say which descriptors are ready, its return
+     *   value how many: test each one up to max_fd with FD_ISSET (you may
+     *   stop once all n are found, or when a stop is requested). listen_fd readable: accept_clients(). A client's
      *   descriptor (conn_of[fd]): conn_handle(c, readable, writable); if it
      *   says the connection is finished, drop(c); if not, watch(c) again.
      * - once the loop ends, drop() every connection still open (all_conns
@@ -265,9 +265,13 @@ static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS,
  * Setting a flag alone is not enough: if the signal lands just after the
  * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
- * shutdown() of the descriptor that call waits on wakes it for sure: accept()
- * fails, select()/poll()/epoll_wait() report the socket readable, recv()
- * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ * On Linux, shutdown() of the descriptor that call waits on wakes it: accept()
+ * fails (EINVAL), select()/poll()/epoll_wait() report the socket readable,
+ * recv() returns 0.  That is Linux's behaviour, not POSIX's (on the BSDs,
+ * shutdown() of a listening socket fails with ENOTCONN and wakes nothing);
+ * portable code writes to a self-pipe instead, or, on Linux, reads the signal
+ * from a signalfd.  shutdown() is on POSIX's list of async-signal-safe
+ * functions.
  */
 static void on_stop_signal(int signo)
 {

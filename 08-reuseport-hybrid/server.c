@@ -2,10 +2,13 @@
  * 08-reuseport-hybrid/server.c — a master and N worker processes, each with
  * its own SO_REUSEPORT listening socket and the epoll loop of 07.
  *
- * The model: the architecture the text ends on, as nginx runs it.  One event
- * loop uses one core; N processes use N.  Each worker listens on the same
- * port with SO_REUSEPORT, and the kernel spreads new connections over their
- * sockets (by a hash of the addresses: not evenly).  The master serves no
+ * The model: the architecture the text ends on.  One event loop uses one
+ * core; N processes use N.  Each worker listens on the same port with
+ * SO_REUSEPORT, and the kernel spreads new connections over their sockets (by
+ * a hash of the addresses: not evenly).  nginx, the usual example of this
+ * shape, shares one inherited socket by default instead, and keeps its
+ * workers from all waking for each connection with EPOLLEXCLUSIVE or a lock
+ * (COURSE.md, 08).  The master serves no
  * client: it starts the workers, restarts one that dies, forwards a stop
  * signal to them and waits for them all.  It binds the port first, without
  * listening, so that `-p 0` works (the workers bind the port it got) and the
@@ -348,9 +351,13 @@ static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS,
  * Setting a flag alone is not enough: if the signal lands just after the
  * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
- * shutdown() of the descriptor that call waits on wakes it for sure: accept()
- * fails, select()/poll()/epoll_wait() report the socket readable, recv()
- * returns 0.  shutdown() is on POSIX's list of async-signal-safe functions.
+ * On Linux, shutdown() of the descriptor that call waits on wakes it: accept()
+ * fails (EINVAL), select()/poll()/epoll_wait() report the socket readable,
+ * recv() returns 0.  That is Linux's behaviour, not POSIX's (on the BSDs,
+ * shutdown() of a listening socket fails with ENOTCONN and wakes nothing);
+ * portable code writes to a self-pipe instead, or, on Linux, reads the signal
+ * from a signalfd.  shutdown() is on POSIX's list of async-signal-safe
+ * functions.
  */
 static void on_stop_signal(int signo)
 {

@@ -51,7 +51,7 @@ def pingpong_line(f, ch):
 def region_01(f, doc):
     t = f["timeline"].get("01")
     lines = [f"- {pingpong_line(f, '01')} (the load generator used {n(pp(f, '01', 1)['loadgen_cpu_share'] * 100)} % "
-             "of a core: with one client, both sides mostly wait for each other)." if pp(f, "01", 1) else ""]
+             "of a core: with one client, both sides mostly wait for each other)." if pp(f, "01", 1) else None]
     if t:
         lines.append(f"- {t['clients']} clients connecting at once, 1 s sessions: the last is served at "
                      f"{t['last_echo_s']:.1f} s, a staircase ([timeline](harness/bench/reference/timeline-01.png)).")
@@ -259,13 +259,70 @@ def region_summary(f, doc):
     return L
 
 
-REGIONS = {"01": region_01, "02": region_02, "03": region_03, "04": region_04, "05": region_05, "06": region_06,
+MODELS = (("02", "Fork"), ("03", "Threads"), ("05", "select"), ("06", "poll"), ("07", "epoll"))
+
+
+def region_tables(f, doc):
+    """The text's two comparison tables, with the reference run's figures in their cells."""
+    ppf, nofile = f["pingpong"], doc["machine"]["nofile"]
+    L = ["*Performance selon le nombre de clients*, measured: messages per second in ping-pong (one "
+         "64-byte message in flight per connection; the load generator on the other core).", "",
+         "| clients | " + " | ".join(f"{name} ({ch})" for ch, name in MODELS) + " |",
+         "|---|" + "---|" * len(MODELS)]
+    for c in (10, 100, 1000, 10000, 100000):
+        cells = []
+        for ch, _ in MODELS:
+            x = ppf.get((ch, c))
+            if x:
+                bad = x["timeouts"] + x["refused"] + x["bytes_wrong"]
+                cells.append(n(x["msgs_per_s"]) + (f" ⚠ {bad:,} failed" if bad else ""))
+            elif c == 100000:
+                cells.append("not run")
+            elif ch == "05" and c > 1000:
+                cells.append("impossible (FD_SETSIZE)")
+            else:
+                cells.append("not run")
+        L.append(f"| {c:,} | " + " | ".join(cells) + " |")
+    L += ["", f"Not run: 02 and 03 past 1,000 connections (a process or a thread per client, measured at "
+          f"1,000); 100,000 anywhere (one process may hold {nofile:,} descriptors here, and one source "
+          "address has some 28,000 ports towards one server port).", ""]
+    mem, cn = f["memory"], f["connect"]
+
+    def memory(ch):
+        m = [x for (h, _), x in mem.items() if h == ch]
+        if m:
+            return f"{n(m[0]['pss_per_conn_kib'], 2 if m[0]['pss_per_conn_kib'] < 1 else 1)} KiB"
+        return "as 07 (the same connection buffers)" if ch in ("05", "06") else "–"
+
+    def most(ch):
+        ok = [c for (h, c), x in ppf.items() if h == ch and not (x["timeouts"] or x["refused"] or x["bytes_wrong"])]
+        return f"{max(ok):,} served" if ok else "–"
+
+    def cpu_msg(ch):
+        x = ppf.get((ch, 1000))
+        return f"{n(x['server_cpu_s_per_100k'], 2)} s" if x else "–"
+
+    def cpu_conn(ch):
+        x = cn.get(ch)
+        return f"{n(x['server_cpu_s_per_1k_conns'] * 1000)} ms" if x else "–"
+    L += ["*Tableau Récapitulatif*, the rows that can be measured:", "",
+          "| | " + " | ".join(f"{name} ({ch})" for ch, name in MODELS) + " |",
+          "|---|" + "---|" * len(MODELS),
+          "| Scalability: most ping-pong connections measured | " + " | ".join(most(ch) for ch, _ in MODELS) + " |",
+          "| Memory per idle connection (PSS) | " + " | ".join(memory(ch) for ch, _ in MODELS) + " |",
+          "| CPU per 100,000 messages at 1,000 connections | " + " | ".join(cpu_msg(ch) for ch, _ in MODELS) + " |",
+          "| CPU per 1,000 short connections | " + " | ".join(cpu_conn(ch) for ch, _ in MODELS) + " |"]
+    return L
+
+
+REGIONS = {"tables": region_tables, "01": region_01, "02": region_02, "03": region_03, "04": region_04, "05": region_05, "06": region_06,
            "07": region_07, "08": region_08, "summary": region_summary}
 
 
 def render(doc):
     f = report.figures(doc)
-    return {name: "\n".join(x for x in fn(f, doc) if x is not None and x != "") + "\n" for name, fn in REGIONS.items()}
+    # None: a figure not measured, left out; "": a blank line (between a paragraph and a table).
+    return {name: "\n".join(x for x in fn(f, doc) if x is not None).strip("\n") + "\n" for name, fn in REGIONS.items()}
 
 
 def main(argv):

@@ -81,6 +81,11 @@ lab_setup() {
     if [[ ${LAB_QUICK:-0} == 1 && $(lab_header slow) == yes ]]; then
         skip "$check is slow (LAB_QUICK=1)"
     fi
+    # --fail-fast (LAB_FAIL_FAST=1): a check is lost with its first failed test; the others wait out
+    # their own time limits for nothing.
+    if [[ ${LAB_FAIL_FAST:-0} == 1 && -e $BATS_FILE_TMPDIR/lab-failed ]]; then
+        skip "an earlier test of $check failed (--fail-fast)"
+    fi
 }
 
 # only_for CHAPTER... -- REASON: skip this test unless the chapter is one of those named.
@@ -107,6 +112,8 @@ needs_source() {
 # Whatever a test started is killed, whatever happened.
 lab_teardown() {
     local pg
+    # bats sets BATS_TEST_COMPLETED when the test ran to its end (or skipped): not set, it failed.
+    [[ -n ${BATS_TEST_COMPLETED:-} ]] || : >"$BATS_FILE_TMPDIR/lab-failed"
     [[ -f $LAB_LOG/pgids ]] || return 0
     # Collected here, with stderr closed: bash reports a job it sees killed ("Killed").
     while read -r pg; do

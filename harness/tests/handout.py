@@ -4,8 +4,9 @@
 Reference code is a line of 20 characters or more (leading and trailing blanks aside) that is in a
 chapter's server.c and in no starter.c: what the student has to write. No file of the handout may
 hold one. Nor may it hold the lab's own tests, a broken server's explanation ("why:" lines), or a
-server.c that is not its chapter's starter. One tally line per finding kind: "ok|..." or
-"not ok|...|where"."""
+server.c that is not its chapter's starter, nor any line of the instructors' answer key
+(instructor/answer-key.md: its lines of 30 characters or more that the documents a student gets
+do not also hold). One tally line per finding kind: "ok|..." or "not ok|...|where"."""
 
 import pathlib
 import sys
@@ -21,7 +22,11 @@ def lines(path):
 given = set().union(*(lines(p) for p in ROOT.glob("0[1-9]-*/starter.c")))
 secret = {line for p in ROOT.glob("0[1-9]-*/server.c") for line in lines(p) if len(line) >= 20} - given
 
-leaks, why, tests, servers, files = [], [], [], [], 0
+KEY = ROOT / "instructor" / "answer-key.md"
+answers = {line for line in lines(KEY) if len(line) >= 30} if KEY.is_file() else set()
+answers -= set().union(*(lines(ROOT / doc) for doc in ("COURSE.md", "README.md", "CONTRACT.md", "GLOSSARY.md")))
+
+leaks, why, tests, servers, keyed, files = [], [], [], [], [], 0
 for path in sorted(HANDOUT.rglob("*")):
     if not path.is_file():
         continue
@@ -37,6 +42,8 @@ for path in sorted(HANDOUT.rglob("*")):
             leaks.append(f"{rel}:{n}: {line.strip()[:60]}")
         if line.startswith("why: "):
             why.append(f"{rel}:{n}")
+        if line.strip() in answers:
+            keyed.append(f"{rel}:{n}: {line.strip()[:60]}")
     if rel.name == "server.c" and len(rel.parts) == 2:
         starter = ROOT / rel.parts[0] / "starter.c"
         if not starter.is_file() or data != starter.read_bytes():
@@ -51,3 +58,5 @@ tally(files > 0, "handout: it has files", ["the handout is empty"])
 tally(not leaks, f"handout: none of its {files} files holds one of the {len(secret)} reference lines no starter has", leaks)
 tally(not servers, "handout: each chapter's server.c is its starter", servers)
 tally(not tests and not why, "handout: no lab test, no broken server, no 'why:' line", tests + why)
+tally(bool(answers) and not keyed, f"handout: none of the answer key's {len(answers)} lines is in it",
+      keyed or ["instructor/answer-key.md is missing or empty"])

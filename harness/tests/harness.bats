@@ -64,6 +64,19 @@ assert {t.get("classname") for t in suite} == {"01-iterative.build", "01-iterati
 PY
 }
 
+@test "--fail-fast: after a check's first failed test, its other tests are skipped and say why" {
+    "$ROOT/harness/bughunt" --source "$ROOT/harness/tests/broken/01-strlen-echo.patch" "$BATS_TEST_TMPDIR/server.c"
+    run -1 "$ROOT/harness/run" 01 --dir "$BATS_TEST_TMPDIR" --only echo --fail-fast --json "$BATS_TEST_TMPDIR/r.json"
+    run -0 python3 - "$BATS_TEST_TMPDIR/r.json" <<'PY'
+import json, sys
+tests = json.load(open(sys.argv[1]))["chapters"]["01-iterative"]["checks"][0]["tests"]
+status = [t["status"] for t in tests]
+first = status.index("fail")  # strlen() stops at the first NUL: the 64 KiB binary test
+assert status[:first] == ["pass"] * first and len(status) > first + 1, status
+assert all(t["status"] == "skip" and "--fail-fast" in t["message"] for t in tests[first + 1:]), tests
+PY
+}
+
 @test "reports: a set-up error is in the reports" {
     run -2 "$ROOT/harness/run" 01 --dir "$FX/nocompile" --json "$BATS_TEST_TMPDIR/e.json" --junit "$BATS_TEST_TMPDIR/e.xml"
     run -0 python3 - "$BATS_TEST_TMPDIR" <<'PY'
