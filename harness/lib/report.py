@@ -6,12 +6,14 @@ per-check results into JSON and JUnit XML.
         what one check's bats TAP stream says, one line each: "status pass|fail|skip|none",
         "failed TEST: SENTENCE" per failed test (the last line it printed: bats-support's fail),
         "skipped REASON" and "measured FIGURE" (a check's "# measured: ..." lines, on fd 3)
-    report.py merge RESULTS [--json FILE] [--junit FILE] [--error SENTENCE]
+    report.py merge RESULTS [--json FILE] [--junit FILE] [--gradescope FILE] [--error SENTENCE]
         RESULTS: one line per graded check, tab-separated: chapter, check, status (pass, fail or
         skip), points won, points at stake, seconds, what it failed with or why it skipped, its
         log directory (holding bats.tap, whose tests become the JUnit test cases). --error: the
         set-up error that stopped the run (a submission that does not compile, a server that
-        never starts); the reports say it, with whatever was graded before it.
+        never starts); the reports say it, with whatever was graded before it. --gradescope:
+        Gradescope's autograder results.json (score, and one test per check: score, max_score,
+        output, visibility), where a check that did not run counts 0 of its points and says why.
     report.py expect JSON LABEL [BREAKS KEEPS]
         for the self-test: each check of a --json report against what was expected of it, one
         line each, "ok|WHAT|" or "not ok|WHAT|DETAIL". Without BREAKS and KEEPS (comma lists)
@@ -129,6 +131,30 @@ def write_junit(rows, error, path):
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
 
 
+def write_gradescope(rows, error, path):
+    """Gradescope's results.json: a test per check, out of its full points whether it ran or not
+    (a check skipped, by --quick or a time limit, is 0 of its points and says why), so that every
+    submission of a class is graded out of the same maximum."""
+    tests = []
+    for r in rows:
+        if r["status"] == "pass":
+            output = "passed"
+        elif r["status"] == "fail":
+            failed = [f"{t['name']}: {t['message']}" for t in r["tests"] if t["status"] == "fail"]
+            output = "\n".join(failed) or r["detail"] or "failed"
+        else:
+            output = f"not run: {r['detail'] or 'skipped'}"
+        tests.append({"name": f"{r['chapter']}: {r['check']}", "score": r["points"] if r["status"] == "pass" else 0,
+                      "max_score": r["max_points"], "status": "passed" if r["status"] == "pass" else "failed",
+                      "output": output, "visibility": "visible"})
+    out = {"score": sum(t["score"] for t in tests), "tests": tests, "visibility": "visible"}
+    if error:
+        out["output"] = f"Grading stopped: {error}"
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+
+
 def expect(path, label, breaks=None, keeps=None):
     try:
         with open(path) as f:
@@ -169,6 +195,7 @@ def main():
     p.add_argument("results")
     p.add_argument("--json")
     p.add_argument("--junit")
+    p.add_argument("--gradescope")
     p.add_argument("--error")
     a = p.parse_args()
     rows = read_results(a.results)
@@ -176,6 +203,8 @@ def main():
         write_json(rows, a.error, a.json)
     if a.junit:
         write_junit(rows, a.error, a.junit)
+    if a.gradescope:
+        write_gradescope(rows, a.error, a.gradescope)
 
 
 if __name__ == "__main__":

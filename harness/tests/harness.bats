@@ -77,6 +77,24 @@ assert all(t["status"] == "skip" and "--fail-fast" in t["message"] for t in test
 PY
 }
 
+@test "reports: --gradescope gives every check its full points, 0 when it did not run, and says why" {
+    run -0 "$ROOT/harness/run" 01 --only build,memcheck --quick --gradescope "$BATS_TEST_TMPDIR/g.json"
+    run -2 "$ROOT/harness/run" 01 --dir "$FX/nocompile" --gradescope "$BATS_TEST_TMPDIR/e.json"
+    run -0 python3 - "$BATS_TEST_TMPDIR" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+g = json.load(open(f"{tmp}/g.json"))
+t = {x["name"]: x for x in g["tests"]}
+assert g["score"] == 5 and set(t) == {"01-iterative: build", "01-iterative: memcheck"}, g
+assert t["01-iterative: build"]["score"] == t["01-iterative: build"]["max_score"] == 5, g
+m = t["01-iterative: memcheck"]
+assert m["score"] == 0 and m["max_score"] > 0 and m["output"] == "not run: --quick", m
+assert all(x["visibility"] == "visible" for x in g["tests"]), g
+e = json.load(open(f"{tmp}/e.json"))
+assert e["score"] == 0 and "does not compile" in e["output"], e
+PY
+}
+
 @test "reports: a set-up error is in the reports" {
     run -2 "$ROOT/harness/run" 01 --dir "$FX/nocompile" --json "$BATS_TEST_TMPDIR/e.json" --junit "$BATS_TEST_TMPDIR/e.xml"
     run -0 python3 - "$BATS_TEST_TMPDIR" <<'PY'
