@@ -119,7 +119,8 @@ static void *client_thread(void *arg)
  * thread is created, so it is born with them blocked: only the main thread
  * ever runs the handler, and the handler's shutdown(wake_fd) wakes the
  * accept() that thread is blocked in.  (A signal may go to any thread that
- * does not block it; on a worker it would wake nobody.)
+ * does not block it.  shutdown(wake_fd) would wake the main thread from any
+ * of them; a stop that relied on accept() failing with EINTR would not.)
  */
 static void start_client(int conn_fd, const char *peer, const pthread_attr_t *attr)
 {

@@ -656,10 +656,10 @@ static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
  * One readiness report for a connection: readable is 0, READABLE or
  * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
  * or half-closed with everything echoed): the caller frees it.
- * After output drains, reading resumes at once, without waiting for a fresh
- * "readable" report: edge-triggered epoll gives none for data that waited
- * through the pause, unless the loop takes EPOLLIN out and puts it back (07
- * does: EPOLL_CTL_MOD checks readiness again).
+ * After output drains, reading resumes at once, without another round
+ * through the wait for a fresh "readable" report (in 07 that report would
+ * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
+ * carries EPOLLIN while data waits).
  */
 static int conn_handle(struct conn *c, int readable, int writable)
 {
