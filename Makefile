@@ -11,7 +11,7 @@
 #   make 07 SANITIZE=thread       a sanitizer build, in 07-epoll/server-thread
 
 # The chapters are the directories 01-* ... 08-* (harness/run finds them the same way).
-CHAPTERS := $(sort $(patsubst %/server.c,%,$(wildcard 0[1-9]-*/server.c)))
+CHAPTER_DIRS := $(sort $(patsubst %/server.c,%,$(wildcard 0[1-9]-*/server.c)))
 CC       ?= cc
 # The flags every server is graded with (harness/lib/cflags): gnu11 for accept4 and friends,
 # -g so that valgrind and the sanitizers name lines, -Werror so that a warning is a failure.
@@ -36,9 +36,9 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync handout broken bench $(CHAPTERS) $(foreach c,$(CHAPTERS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync handout broken bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
 
-all: $(CHAPTERS) $(if $(SANITIZE),,loadgen)
+all: $(CHAPTER_DIRS) $(if $(SANITIZE),,loadgen)
 
 # One target per chapter, and its two-digit alias: make 05-select, make 05.
 define chapter_rules
@@ -47,7 +47,7 @@ $(firstword $(subst -, ,$(1))): $(1)
 $(1)/server$(SUFFIX): $(1)/server.c harness/lib/cflags | setup
 	$$(CC) $$(CFLAGS) $$(SANFLAGS) -o $$@ $$<
 endef
-$(foreach c,$(CHAPTERS),$(eval $(call chapter_rules,$(c))))
+$(foreach c,$(CHAPTER_DIRS),$(eval $(call chapter_rules,$(c))))
 
 loadgen: harness/loadgen/loadgen
 harness/loadgen/loadgen: harness/loadgen/loadgen.c harness/lib/cflags | setup
@@ -85,6 +85,6 @@ check sync handout broken:
 endif
 
 clean:
-	rm -f $(foreach c,$(CHAPTERS),$(c)/server $(c)/server-address $(c)/server-undefined $(c)/server-thread)
+	rm -f $(foreach c,$(CHAPTER_DIRS),$(c)/server $(c)/server-address $(c)/server-undefined $(c)/server-thread)
 	rm -f harness/loadgen/loadgen
 	rm -rf harness/tests/build bughunt
