@@ -13,6 +13,7 @@ lines, never by hand:
     harness/bench/course.py --from DIR    use DIR/results.json instead (to preview a run of your own)
 """
 
+import json
 import os
 import re
 import sys
@@ -332,7 +333,6 @@ def main(argv):
         src = argv[argv.index("--from") + 1]
     if any(a not in ("--check", "--from", src) for a in argv):
         sys.exit(__doc__)
-    import json
     with open(os.path.join(src, "results.json")) as fh:
         doc = json.load(fh)
     bodies = render(doc)

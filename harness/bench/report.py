@@ -295,7 +295,7 @@ def plot_lines(doc, outdir, workload, key, ylabel, fname, title, chapters, xkey=
     os.unlink(data)
 
 
-def plot_bars(doc, outdir, rows, ylabel, fname, title):
+def plot_bars(outdir, rows, ylabel, fname, title):
     if not rows:
         return
     data = os.path.join(outdir, f"{fname}.dat")
@@ -323,7 +323,7 @@ def write_plots(doc, outdir):
     rows = [(NAMES[c["chapter"]].split("-")[0] + " " + NAMES[c["chapter"]].split("-", 1)[-1].split()[0],
              round(c["server_cpu_s_per_1k_conns"] * 1000, 1))
             for ch in chs for c in cells(doc, "connect", chapter=ch) if c.get("server_cpu_s_per_1k_conns")]
-    plot_bars(doc, outdir, rows, "server CPU ms per 1,000 connections", "connect",
+    plot_bars(outdir, rows, "server CPU ms per 1,000 connections", "connect",
               "Connect, request, close: server CPU per 1,000 connections")
     for c in cells(doc, "timeline"):
         tsv = os.path.join(outdir, c["tsv"])
