@@ -11,9 +11,8 @@ teardown() { lab_teardown; }
 
 compiles_with() {
     needs_source "the build check compiles the source"
-    # shellcheck disable=SC2046 # the flags are words
-    run "$1" $(lab_cflags) -o "$BATS_TEST_TMPDIR/server" "$LAB_SRC"
-    ((status == 0)) || fail "$1 $(lab_cflags) failed: $(grep -m1 -E 'error' <<<"$output")"
+    lab_compile "$1" "$LAB_LOG/bin/server-$1" ||
+        fail "$1 $(lab_cflags) failed: $(grep -m1 -E 'error' "$LAB_LOG/compile.log")"
 }
 
 @test "compiles with gcc -Wall -Wextra -Werror" {

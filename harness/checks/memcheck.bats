@@ -14,14 +14,15 @@ setup() {
 teardown() { lab_teardown; }
 
 @test "valgrind memcheck: no error and no leak after a workload and SIGTERM" {
-    local bad first
+    local bad
     server_start valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect --trace-children=yes --child-silent-after-fork=no \
-        --log-file="$LAB_LOG/memcheck.%p.log" -- -q
+        --vgdb=no --log-fd=9 -- -q
     lab_workload
     stop_after_workload 30
-    bad=$(grep -L 'ERROR SUMMARY: 0 errors' "$LAB_LOG"/memcheck.*.log || true)
+    # One log for the server and its children, each line headed ==PID==: every process must end
+    # with "ERROR SUMMARY: 0 errors" (one that has no summary line at all died unreported).
+    bad=$(vg_bad_pids "$SERVER_TOOL_LOG")
     [[ -z $bad ]] && return 0
-    first=${bad%%$'\n'*}
-    fail "valgrind found errors or leaks ($(grep -m1 -oE 'ERROR SUMMARY: [0-9]+ errors' "$first"); first: $(grep -m1 -E '^==[0-9]+== [A-Z][a-z].*(Invalid|uninitialised|definitely lost|indirectly lost|Mismatched|free)' "$first" | sed 's/^==[0-9]*== //')); see ${bad//$'\n'/ }"
+    fail "valgrind found errors or leaks in process $bad ($(grep -m1 -oE "^==$bad== ERROR SUMMARY: [0-9]+ errors" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //'); first: $(grep -m1 -E "^==$bad== [A-Z][a-z].*(Invalid|uninitialised|definitely lost|indirectly lost|Mismatched|free)" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //')); see $SERVER_TOOL_LOG"
 }

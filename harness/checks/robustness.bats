@@ -38,14 +38,14 @@ teardown() { lab_teardown; }
     exposed=$(proc sigpipe "$SERVER_PID") || fail "the server's processes vanished while 2 clients were connected"
     [[ -n $exposed ]] || return 0
     lab_teardown
-    server_start strace -f -yy -qq -o "$LAB_LOG/strace.log" \
+    server_start strace -f -yy -qq -o /proc/self/fd/9 \
         -e trace=write,writev,pwritev,pwritev2,send,sendto,sendmsg,sendmmsg,sendfile,splice -- -q
     client short
     client binary
     client pipeline
     client halfclose-corked
     if lab_serves_all; then client parallel 10 --rounds 2; fi
-    unsafe=$(proc socket-writes "$LAB_LOG/strace.log")
+    unsafe=$(proc socket-writes "$SERVER_TOOL_LOG")
     [[ -z $unsafe ]] ||
         fail "SIGPIPE keeps its default action (in $(wc -l <<<"$exposed") task(s): $(head -n 3 <<<"$exposed" | paste -sd ' ')) and the server writes to clients with $unsafe: a client that vanishes kills the server"
 }

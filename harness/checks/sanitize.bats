@@ -14,15 +14,16 @@ setup() {
 teardown() { lab_teardown; }
 
 @test "AddressSanitizer + UBSan: nothing reported after a workload and SIGTERM" {
-    local reports
     needs_source "memcheck covers a binary"
     build_variant asan gcc -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-    export ASAN_OPTIONS="detect_leaks=1:log_path=$LAB_LOG/asan:exitcode=86"
-    export UBSAN_OPTIONS="print_stacktrace=1:log_path=$LAB_LOG/ubsan:halt_on_error=1"
+    # Every option the harness relies on, set here (the jail passes nothing else); the reports go
+    # to stderr, which the server cannot rewrite.
+    export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=86:log_path=stderr"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=stderr"
+    export LSAN_OPTIONS="report_objects=0"
     server_start -q
     lab_workload
     stop_after_workload 10
-    reports=$(files_matching "$LAB_LOG/asan.*" "$LAB_LOG/ubsan.*")
-    [[ -z $reports ]] ||
-        fail "the sanitizers reported: $(grep -m1 -hE 'ERROR|runtime error' "${reports%%$'\n'*}") (see ${reports//$'\n'/ })"
+    ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error' "$SERVER_ERR" ||
+        fail "the sanitizers reported: $(grep -m1 -E 'ERROR: (Address|Leak)Sanitizer|runtime error' "$SERVER_ERR") (see $SERVER_ERR)"
 }

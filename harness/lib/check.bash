@@ -16,14 +16,24 @@
 #   LAB_LOG       where server and client logs go; by default bats' $BATS_FILE_TMPDIR
 #   LAB_QUICK     1: the slow checks' tests skip;  LAB_SCALE  1: limits' --scale test runs
 #   LAB_PYTHON    the Python 3 interpreter of the clients and tools; by default python3's
+#   LAB_JAIL_DIR  the submission's scratch directory (its home and working directory); by default
+#                 one in $BATS_FILE_TMPDIR. LAB_SANDBOX_KIND and LAB_JAIL_UID: see lib/sandbox.bash
+#
+# Every process of the submission (the server, its builds) starts through jail_argv
+# (lib/sandbox.bash): a clean environment, limits, and under harness/run an unprivileged uid. Its
+# stdout, stderr and tool log (fd 9) reach the log files through pipes drained by the check: it
+# can add to its logs, never rewrite them.
 #
 # A check fails with one sentence for the student, through bats-support's fail: what was
 # observed, in plain words ("3 zombie children 4 s after 300 clients left"). The check's hint (its
 # header) names the likely mistake; harness/run prints both.
 
-LAB_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+# The lab's tree: harness/run says where (an instructor's extra checks live elsewhere).
+LAB_ROOT=${LAB_ROOT_DIR:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
 LAB_CLIENT="$LAB_ROOT/harness/clients/echo_client.py"
 LAB_PROC="$LAB_ROOT/harness/lib/proctool.py"
+# shellcheck source=harness/lib/sandbox.bash
+source "$LAB_ROOT/harness/lib/sandbox.bash"
 LAB_START_TIMEOUT=${LAB_START_TIMEOUT:-10}  # seconds a server has to print its ready line
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-120}       # seconds a test client may run
 SERVER_K=0
@@ -57,13 +67,17 @@ lab_setup_file() {
         LAB_SRC="$(dirname "$LAB_SERVER")/server.c"
     fi
     LAB_LOG=${LAB_LOG:-$BATS_FILE_TMPDIR}
+    if [[ -z ${LAB_JAIL_DIR:-} ]]; then
+        LAB_JAIL_DIR="$BATS_FILE_TMPDIR/jail"
+        mkdir -p "$LAB_JAIL_DIR"
+    fi
     # The interpreter itself, found once: python3 may be a wrapper (pyenv's shim costs 0.15 s a call).
     LAB_PYTHON=${LAB_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
     # A backstop per test, below harness/run's limit for the whole file (valgrind is slow).
     if [[ -z ${BATS_TEST_TIMEOUT:-} ]]; then
         if [[ $(lab_header slow) == yes ]]; then BATS_TEST_TIMEOUT=600; else BATS_TEST_TIMEOUT=150; fi
     fi
-    export LAB_SERVER LAB_CHAPTER LAB_CHAPTER_DIR LAB_SRC=${LAB_SRC:-} LAB_LOG LAB_PYTHON BATS_TEST_TIMEOUT
+    export LAB_SERVER LAB_CHAPTER LAB_CHAPTER_DIR LAB_SRC=${LAB_SRC:-} LAB_LOG LAB_PYTHON BATS_TEST_TIMEOUT LAB_JAIL_DIR
 }
 
 # Before each test: bats-support (its fail), and a skip (with its reason) when the check does not
@@ -114,12 +128,34 @@ lab_teardown() {
     local pg
     # bats sets BATS_TEST_COMPLETED when the test ran to its end (or skipped): not set, it failed.
     [[ -n ${BATS_TEST_COMPLETED:-} ]] || : >"$BATS_FILE_TMPDIR/lab-failed"
-    [[ -f $LAB_LOG/pgids ]] || return 0
-    # Collected here, with stderr closed: bash reports a job it sees killed ("Killed").
-    while read -r pg; do
-        { kill -KILL -- "-$pg" && wait "$pg"; } 2>/dev/null || true
-    done <"$LAB_LOG/pgids"
-    : >"$LAB_LOG/pgids"
+    if [[ -f $LAB_LOG/pgids ]]; then
+        # Collected here, with stderr closed: bash reports a job it sees killed ("Killed").
+        while read -r pg; do
+            { kill -KILL -- "-$pg" && wait "$pg"; } 2>/dev/null || true
+        done <"$LAB_LOG/pgids"
+        : >"$LAB_LOG/pgids"
+    fi
+    # The log drains end once every writer is gone; one held open by a process that left the
+    # server's group ends with the check's PID namespace, or here.
+    drains_settle 1 || kill -KILL "${DRAIN_PIDS[@]}" 2>/dev/null
+    DRAIN_PIDS=()
+    return 0
+}
+
+# pid_running PID: the process exists and is not a zombie.
+pid_running() {
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $st != Z* ]]
+}
+
+# drains_settle SECONDS: wait until the log drains of the servers started have written all they
+# were given (every writer closed its end), at most SECONDS; 1 if some are still running.
+DRAIN_PIDS=()
+drains_settle() {
+    local p
+    for p in "${DRAIN_PIDS[@]}"; do
+        wait_until "$1" eval '! pid_running '"$p" || return 1
+    done
 }
 
 # What the checks need to know of a chapter's model beyond their own tables: whether it serves
@@ -145,28 +181,42 @@ wait_until() {
 proc() { "$LAB_PYTHON" "$LAB_PROC" "$@"; }
 
 # server_start [WRAPPER... --] [SERVER OPTIONS...]
-# Starts the server on 127.0.0.1, port 0, in its own process group (setsid), stdout and stderr in
-# files (a pipe nobody drains would block the server in printf), fd 3 closed (bats would wait for
-# it). Waits for the ready line and sets SERVER_PID (= its process group), SERVER_PORT,
-# SERVER_OUT and SERVER_ERR. A wrapper (valgrind ..., prlimit ...) goes before "--".
+# Starts the server on 127.0.0.1, port 0, in its own process group (setsid), through the jail
+# (lib/sandbox.bash), stdout and stderr drained into files by the check (at most 64 MiB each), fd 3
+# closed (bats would wait for it). A tool's log goes to fd 9 (valgrind --log-fd=9, strace -o
+# /proc/self/fd/9), drained into $SERVER_TOOL_LOG. Waits for the ready line and sets SERVER_PID (=
+# its process group), SERVER_PORT, SERVER_OUT and SERVER_ERR. A wrapper (valgrind ..., prlimit ...)
+# goes before "--".
 server_start() {
-    local wrap=() rc
+    local wrap=() rc o e t no_as=""
     if [[ " $* " == *" -- "* ]]; then
         while [[ $1 != -- ]]; do wrap+=("$1"); shift; done
         shift
     fi
+    # valgrind and the sanitizers reserve address space they never use: the cgroup bounds them.
+    [[ ${wrap[0]:-} == valgrind || $LAB_SERVER == */server-[a-z]*san ]] && no_as=--no-as
+    jail_argv "$LAB_JAIL_DIR" $no_as
     # Named after the test and the server's rank in it, and created empty before the server
     # starts: the ready-line wait must never read the previous server's file.
     SERVER_K=$((SERVER_K + 1))
     SERVER_N="${BATS_TEST_NUMBER:-0}-$SERVER_K"
     SERVER_OUT="$LAB_LOG/server$SERVER_N.out"
     SERVER_ERR="$LAB_LOG/server$SERVER_N.err"
+    SERVER_TOOL_LOG="$LAB_LOG/server$SERVER_N.tool"
     : >"$SERVER_OUT"
     : >"$SERVER_ERR"
     printf '%s\n' "${wrap[*]} $LAB_SERVER -p 0 -b 127.0.0.1 $*" >"$LAB_LOG/server$SERVER_N.cmd"
-    setsid "${wrap[@]}" "$LAB_SERVER" -p 0 -b 127.0.0.1 "$@" \
-        >"$SERVER_OUT" 2>"$SERVER_ERR" </dev/null 3>&- &
+    # Each drain holds only its own pipe (else one would wait for another's end of file).
+    exec {o}> >(exec stdbuf -o0 head -c "$JAIL_LOG_MAX" >"$SERVER_OUT" 3>&-)
+    DRAIN_PIDS+=($!)
+    exec {e}> >(exec stdbuf -o0 head -c "$JAIL_LOG_MAX" >"$SERVER_ERR" 3>&- {o}>&-)
+    DRAIN_PIDS+=($!)
+    exec {t}> >(exec stdbuf -o0 head -c "$JAIL_LOG_MAX" >"$SERVER_TOOL_LOG" 3>&- {o}>&- {e}>&-)
+    DRAIN_PIDS+=($!)
+    setsid "${JAIL_ARGV[@]}" "${wrap[@]}" "$LAB_SERVER" -p 0 -b 127.0.0.1 "$@" \
+        >&"$o" 2>&"$e" 9>&"$t" {o}>&- {e}>&- {t}>&- </dev/null 3>&- &
     SERVER_PID=$!
+    exec {o}>&- {e}>&- {t}>&-
     echo "$SERVER_PID" >>"$LAB_LOG/pgids"
     SERVER_PORT=$(proc ready "$SERVER_OUT" "$SERVER_PID" "$LAB_START_TIMEOUT") && return 0
     rc=$?
@@ -218,6 +268,7 @@ server_stop() {
     SERVER_STATUS=$?
     # shellcheck disable=SC2034 # read by the checks (shutdown.bats measures it)
     SERVER_STOP_MS=$(($(now_ms) - t0))
+    drains_settle 2 || true
 }
 
 # How the server died, from the status bash saw.
@@ -225,6 +276,7 @@ server_death() {
     local st
     wait "$SERVER_PID" 2>/dev/null
     st=$?
+    drains_settle 2 || true
     if ((st > 128)); then
         printf 'killed by signal %s' "$(kill -l $((st - 128)) 2>/dev/null || echo $((st - 128)))"
     else
@@ -302,15 +354,34 @@ cpu_below() {
 # The lab's compiler flags, shared with the Makefile (one place: harness/lib/cflags).
 lab_cflags() { cat "$LAB_ROOT/harness/lib/cflags"; }
 
-# build_variant NAME CC FLAGS...: compile LAB_SRC into $BATS_FILE_TMPDIR/server-NAME, the server
-# that server_start starts from then on in this test.
+# lab_compile CC OUT FLAGS...: compile LAB_SRC in the jail (the compiler reads what the submission
+# names: #include "/etc/shadow" must fail), to OUT, owned by the harness once built; the
+# compiler's output in $LAB_LOG/compile.log. Refuses a binary that overrides the sanitizers'
+# options (lib/sandbox.bash, forged_options).
+lab_compile() {
+    local cc=$1 out=$2 forged
+    shift 2
+    jail_argv "$LAB_JAIL_DIR" --no-as
+    rm -f "$LAB_JAIL_DIR/a.out"
+    # shellcheck disable=SC2046 # the flags are words
+    "${JAIL_ARGV[@]}" "$cc" $(lab_cflags) "$@" -o "$LAB_JAIL_DIR/a.out" "$LAB_SRC" >"$LAB_LOG/compile.log" 2>&1 </dev/null || return 1
+    mkdir -p "$(dirname "$out")"
+    install -m 755 "$LAB_JAIL_DIR/a.out" "$out" && rm -f "$LAB_JAIL_DIR/a.out" || return 1
+    forged=$(forged_options "$out")
+    if [[ -n $forged ]]; then
+        echo "error: the submission defines $forged, which would override the sanitizers' options the harness sets" >>"$LAB_LOG/compile.log"
+        return 1
+    fi
+}
+
+# build_variant NAME CC FLAGS...: compile LAB_SRC into $LAB_LOG/bin/server-NAME (a directory the
+# submission's uid can reach and not write), the server that server_start starts from then on.
 build_variant() {
     local name=$1 cc=$2
     shift 2
-    LAB_SERVER="$BATS_FILE_TMPDIR/server-$name"
-    # shellcheck disable=SC2046 # the flags are words
-    "$cc" $(lab_cflags) "$@" -o "$LAB_SERVER" "$LAB_SRC" >"$LAB_LOG/build-$name.log" 2>&1 ||
-        fail "the $name build failed: $(grep -m1 -E 'error' "$LAB_LOG/build-$name.log")"
+    LAB_SERVER="$LAB_LOG/bin/server-$name"
+    lab_compile "$cc" "$LAB_SERVER" "$@" ||
+        fail "the $name build failed: $(grep -m1 -E 'error' "$LAB_LOG/compile.log")"
 }
 
 # The workload of the memory checks: a bit of everything a client can do, then the caller stops
@@ -338,6 +409,16 @@ last_active_counts() {
         awk -F'|' '{ last[$1] = $2 } END { for (t in last) print last[t] }'
 }
 all_counts_zero() { ! last_active_counts | grep -qv '^0$'; }
+
+# vg_bad_pids LOG: the first process in a valgrind log (lines headed ==PID==) whose last error summary
+# is not "0 errors", or that has none; nothing when every process is clean.
+vg_bad_pids() {
+    awk 'match($0, /^==[0-9]+==/) {
+             pid = substr($0, 3, RLENGTH - 4); if (!(pid in seen)) { seen[pid] = 1; order[++n] = pid }
+             if ($0 ~ /ERROR SUMMARY: /) summary[pid] = ($0 ~ /ERROR SUMMARY: 0 errors/) ? "ok" : "bad"
+         }
+         END { for (i = 1; i <= n; i++) if (summary[order[i]] != "ok") { print order[i]; exit } }' "$1"
+}
 
 # files_matching GLOB...: the files that exist, one per line (nothing, and success, if none).
 files_matching() {

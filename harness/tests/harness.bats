@@ -6,8 +6,10 @@
 setup_file() {
     ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
     FX=$BATS_FILE_TMPDIR
-    mkdir -p "$FX/nocompile" "$FX/bin"
+    mkdir -p "$FX/nocompile" "$FX/bin" "$FX/forger" "$FX/class/alice" "$FX/empty"
     printf 'int main(void) { return undeclared; }\n' >"$FX/nocompile/server.c"
+    printf 'const char *__tsan_default_options(void);\nconst char *__tsan_default_options(void) { return "report_bugs=0"; }\nint main(void) { return 0; }\n' \
+        >"$FX/forger/server.c"
     printf '#!/bin/sh\nexec sleep 30\n' >"$FX/bin/silent"
     printf '#!/bin/sh\necho "server: bind 127.0.0.1:8080: Address already in use" >&2\nexit 1\n' >"$FX/bin/dies"
     printf 'not a program\n' >"$FX/bin/notexec"
@@ -44,23 +46,43 @@ bad_input() {
 @test "bad input: a directory without server.c" { bad_input "no server.c" 01 --dir "$FX/bin"; }
 @test "bad input: a server that dies at start" { bad_input "exited at start (status 1)" 01 --bin "$FX/bin/dies"; }
 @test "bad input: a server that never prints its ready line" { bad_input "never printed its ready line" 01 --bin "$FX/bin/silent"; }
+@test "bad input: a submission that sets the sanitizers' options is refused" { bad_input "defines __tsan_default_options" 01 --dir "$FX/forger"; }
+@test "bad input: --extra-checks without checks" { bad_input "no .bats file in" 01 --extra-checks "$FX/bin"; }
+
+# grade_bad WORDS ARGS...: harness/grade ARGS exits 2 with one line holding WORDS.
+grade_bad() {
+    local want=$1
+    shift
+    run -2 timeout 60 "$ROOT/harness/grade" "$@" </dev/null
+    assert_output --partial "$want"
+    assert_equal "${#lines[@]}" 1
+}
+@test "grade, bad input: no such folder" { grade_bad "no folder at" "$FX/nosuch" --chapter 05; }
+@test "grade, bad input: no chapter" { grade_bad "required: --chapter" "$FX/class"; }
+@test "grade, bad input: an unknown chapter" { grade_bad "unknown chapter '42'" "$FX/class" --chapter 42; }
+@test "grade, bad input: more jobs than CPUs" { grade_bad "--jobs 999: between 1 and the" "$FX/class" --chapter 05 --jobs 999; }
+@test "grade, bad input: a folder with no submission" { grade_bad "no submission in" "$FX/empty" --chapter 05 --out "$BATS_TEST_TMPDIR/o"; }
 
 @test "reports: --json and --junit agree with the run, a test case per bats test" {
     run -0 "$ROOT/harness/run" 01 --only build,echo --json "$BATS_TEST_TMPDIR/r.json" --junit "$BATS_TEST_TMPDIR/r.xml"
-    assert_line --index -1 '2 passed, 0 failed'
+    assert_line --index -1 '2 passed, 0 failed, 8 skipped'
     run -0 python3 - "$BATS_TEST_TMPDIR" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 tmp = sys.argv[1]
 r = json.load(open(f"{tmp}/r.json"))
 c = r["chapters"]["01-iterative"]
 assert r["passed"] == 2 and r["failed"] == 0 and "error" not in r, r
-assert [x["check"] for x in c["checks"]] == ["build", "echo"], c
-assert c["score"] == c["max"] == 20, c
-ntests = sum(len(x["tests"]) for x in c["checks"])
-assert ntests >= 8 and all(t["status"] == "pass" or (t["status"] == "skip" and "07, 08" in t["name"]) for x in c["checks"] for t in x["tests"]), c
+ran = [x for x in c["checks"] if x["status"] != "skip"]
+assert [x["check"] for x in ran] == ["build", "echo"], c
+# Out of the chapter's full maximum: the checks not asked for count 0 and are listed as not run.
+assert c["score"] == 20 and c["max"] == sum(x["max_points"] for x in c["checks"]) > 20, c
+assert set(c["not_run"]) == {x["check"] for x in c["checks"]} - {"build", "echo"}, c
+ntests = sum(len(x["tests"]) for x in ran)
+assert ntests >= 8 and all(t["status"] == "pass" or (t["status"] == "skip" and "07, 08" in t["name"]) for x in ran for t in x["tests"]), c
 suite = ET.parse(f"{tmp}/r.xml").getroot().find("testsuite")
-assert suite.get("name") == "01-iterative" and suite.get("tests") == str(ntests) and suite.get("failures") == "0"
-assert {t.get("classname") for t in suite} == {"01-iterative.build", "01-iterative.echo"}
+assert suite.get("name") == "01-iterative" and suite.get("failures") == "0"
+assert int(suite.get("tests")) == ntests + len(c["not_run"]), suite.attrib
+assert {t.get("classname") for t in suite if t.find("skipped") is None} == {"01-iterative.build", "01-iterative.echo"}
 PY
 }
 
@@ -69,7 +91,7 @@ PY
     run -1 "$ROOT/harness/run" 01 --dir "$BATS_TEST_TMPDIR" --only echo --fail-fast --json "$BATS_TEST_TMPDIR/r.json"
     run -0 python3 - "$BATS_TEST_TMPDIR/r.json" <<'PY'
 import json, sys
-tests = json.load(open(sys.argv[1]))["chapters"]["01-iterative"]["checks"][0]["tests"]
+tests = next(c for c in json.load(open(sys.argv[1]))["chapters"]["01-iterative"]["checks"] if c["check"] == "echo")["tests"]
 status = [t["status"] for t in tests]
 first = status.index("fail")  # strlen() stops at the first NUL: the 64 KiB binary test
 assert status[:first] == ["pass"] * first and len(status) > first + 1, status
@@ -85,13 +107,27 @@ import json, sys
 tmp = sys.argv[1]
 g = json.load(open(f"{tmp}/g.json"))
 t = {x["name"]: x for x in g["tests"]}
-assert g["score"] == 5 and set(t) == {"01-iterative: build", "01-iterative: memcheck"}, g
+assert g["score"] == 5 and {"01-iterative: build", "01-iterative: memcheck", "01-iterative: echo"} <= set(t), g
 assert t["01-iterative: build"]["score"] == t["01-iterative: build"]["max_score"] == 5, g
 m = t["01-iterative: memcheck"]
 assert m["score"] == 0 and m["max_score"] > 0 and m["output"] == "not run: --quick", m
+e = t["01-iterative: echo"]
+assert e["score"] == 0 and e["max_score"] > 0 and e["output"] == "not run: not asked for (--only)", e
 assert all(x["visibility"] == "visible" for x in g["tests"]), g
 e = json.load(open(f"{tmp}/e.json"))
 assert e["score"] == 0 and "does not compile" in e["output"], e
+PY
+}
+
+@test "--extra-checks: an instructor's check is graded, and hidden in Gradescope's results until published" {
+    run -0 "$ROOT/harness/run" 01 --only byte-by-byte --extra-checks "$ROOT/harness/tests/extra" --gradescope "$BATS_TEST_TMPDIR/g.json"
+    assert_line --partial "PASS  byte-by-byte"
+    run -0 python3 - "$BATS_TEST_TMPDIR/g.json" <<'PY'
+import json, sys
+t = {x["name"]: x for x in json.load(open(sys.argv[1]))["tests"]}
+x = t["01-iterative: byte-by-byte"]
+assert x["score"] == x["max_score"] == 5 and x["visibility"] == "after_published", x
+assert t["01-iterative: echo"]["visibility"] == "visible", t
 PY
 }
 
@@ -121,7 +157,7 @@ PY
     wait "$pid" || status=$?
     assert_equal "${status:-0}" 2
     sleep 0.5
-    run pgrep -f "$server"
+    run pgrep -f "$BATS_TEST_TMPDIR/tmp/lab-run"
     assert_output ""
     run find "$BATS_TEST_TMPDIR/tmp" -mindepth 1 -maxdepth 1 -name 'lab-run.*'
     assert_output ""

@@ -1,0 +1,234 @@
+# shellcheck shell=bash
+# The sandbox of everything the harness starts from a submission: its build, the pre-flight start
+# and every check. Sourced by harness/run (the outer layer, per job) and harness/lib/check.bash
+# (the inner layer, per process of the submission).
+#
+# Outer layer, one per check (bubblewrap): private network namespace holding loopback alone,
+# private PID namespace (its init is bwrap: when the check ends, everything it started ends), the
+# whole file system read-only, a fresh /tmp, and writable only what the harness names (the check's
+# log directory). Other submissions are hidden (LAB_SANDBOX_HIDE). As root, the job also runs in
+# its own memory and pids cgroup where a controller is available (v1 or v2).
+#
+# Inner layer, one per process of the submission (jail_argv): a clean environment, limits
+# (processes, CPU time, file size, open files, address space except under valgrind and the
+# sanitizers), no new privileges, and as root an unprivileged uid of its own (RLIMIT_NPROC counts
+# per uid and does not bind root; every job graded at once has its own uid). The harness's own
+# processes (bats, the clients) keep the instructor's uid: the submission cannot signal, trace or
+# write to them, and its output reaches the logs through pipes drained by the harness.
+#
+# As a normal user there is no second uid: bwrap makes a user namespace, the submission runs with
+# the instructor's uid inside it (the view is still read-only, the namespaces and limits the same),
+# and it could signal the check's own processes: it can spoil its own grade, no other.
+
+# Limits of a submission's processes (a check may set its own nofile, as emfile and limits do).
+JAIL_NPROC=${LAB_JAIL_NPROC:-1024}         # tasks (threads too) of its uid: 03 runs 500 threads
+JAIL_CPU=${LAB_JAIL_CPU:-600}              # seconds of CPU per process
+JAIL_FSIZE=${LAB_JAIL_FSIZE:-67108864}     # bytes per file it writes (64 MiB)
+JAIL_NOFILE=${LAB_JAIL_NOFILE:-20000}      # descriptors: the lab's limits check needs 20,000
+JAIL_AS=${LAB_JAIL_AS:-8589934592}         # address space, 8 GiB: 03's 500 threads reserve stacks
+# shellcheck disable=SC2034 # read by check.bash
+JAIL_LOG_MAX=${LAB_JAIL_LOG_MAX:-67108864} # bytes of its stdout, stderr and tool logs kept (64 MiB)
+# Limits of one check as a whole (its server, clients and tools), in a cgroup, as root.
+SANDBOX_MEM=${LAB_SANDBOX_MEM:-4294967296} # 4 GiB
+SANDBOX_PIDS=${LAB_SANDBOX_PIDS:-4096}
+# The uids of submissions: one per job slot, far from the uids of people and of subordinate ranges.
+JAIL_UID_BASE=${LAB_JAIL_UID_BASE:-1500000000}
+
+# sandbox_init: what this machine allows. Sets
+#   SANDBOX_KIND     root (bwrap + another uid + cgroups), user (bwrap in a user namespace) or none
+#   SANDBOX_MISSING  one sentence per piece that is missing ("" when nothing is)
+#   SANDBOX_CGROUPS  the cgroup directories of this run (memory, pids), when there are any
+sandbox_init() {
+    SANDBOX_KIND=none SANDBOX_MISSING="" SANDBOX_CGROUPS=()
+    if [[ ${LAB_SANDBOX:-1} == 0 ]]; then
+        SANDBOX_MISSING="the sandbox is turned off (LAB_SANDBOX=0)"
+        return
+    fi
+    if ! command -v bwrap >/dev/null 2>&1; then
+        SANDBOX_MISSING="bwrap is not installed (Debian package bubblewrap)"
+        return
+    fi
+    local probe
+    if ! probe=$(bwrap --unshare-net --unshare-pid --die-with-parent --ro-bind / / --dev /dev --proc /proc \
+        -- sh -c 'cat /proc/sys/kernel/ostype >/dev/null && ls /sys/class/net >/dev/null && echo ok' 2>&1) ||
+        [[ $probe != *ok ]]; then
+        SANDBOX_MISSING="bwrap cannot make network and PID namespaces here (${probe##*$'\n'})"
+        return
+    fi
+    if ((EUID == 0)); then
+        SANDBOX_KIND=root
+        command -v setpriv >/dev/null 2>&1 || { SANDBOX_KIND=none SANDBOX_MISSING="setpriv is missing (util-linux)"; }
+        sandbox_cgroups_init
+    else
+        SANDBOX_KIND=user
+        SANDBOX_MISSING="as a normal user the submission keeps your uid inside a user namespace (no cgroup limits; it could signal its own check's processes)"
+    fi
+}
+
+# sandbox_cgroups_init: a memory and a pids cgroup for this run (v1 hierarchies, or v2's unified
+# one), removed by sandbox_cleanup. What cannot be had is named in SANDBOX_MISSING.
+sandbox_cgroups_init() {
+    local name="lab-$$" d ok=1
+    if [[ -d /sys/fs/cgroup/memory && -d /sys/fs/cgroup/pids ]]; then
+        for d in /sys/fs/cgroup/memory/$name /sys/fs/cgroup/pids/$name; do
+            mkdir -p "$d" 2>/dev/null && SANDBOX_CGROUPS+=("$d") || ok=0
+        done
+        ((ok)) && echo "$SANDBOX_MEM" >"/sys/fs/cgroup/memory/$name/memory.limit_in_bytes" 2>/dev/null || ok=0
+        ((ok)) && echo "$SANDBOX_PIDS" >"/sys/fs/cgroup/pids/$name/pids.max" 2>/dev/null || ok=0
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        d=/sys/fs/cgroup/$name
+        grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null &&
+            grep -qw pids /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || ok=0
+        ((ok)) && mkdir -p "$d" 2>/dev/null && SANDBOX_CGROUPS+=("$d") || ok=0
+        ((ok)) && echo "$SANDBOX_MEM" >"$d/memory.max" 2>/dev/null || ok=0
+        ((ok)) && echo "$SANDBOX_PIDS" >"$d/pids.max" 2>/dev/null || ok=0
+    else
+        ok=0
+    fi
+    if ((!ok)); then
+        sandbox_cleanup
+        SANDBOX_MISSING="no memory and pids cgroup controller could be used (the per-process limits still hold)"
+    fi
+}
+
+sandbox_cleanup() {
+    local d i
+    for d in "${SANDBOX_CGROUPS[@]}"; do
+        # Empty once the check's PID namespace is gone; its last processes may take a moment to go.
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            rmdir "$d" 2>/dev/null && break
+            [[ -d $d ]] || break
+            sleep 0.1
+        done
+    done
+    SANDBOX_CGROUPS=()
+}
+
+# sandbox_argv [--rw DIR]... [--ro PATH]... [--hide DIR]...: the outer command into array SANDBOX_ARGV
+# (empty when SANDBOX_KIND is none). Then "${SANDBOX_ARGV[@]}" COMMAND... runs COMMAND inside.
+# The directories in LAB_SANDBOX_HIDE (colon-separated: other submissions, the folder they came
+# from) are replaced by empty ones; the harness tree and the Python interpreter stay visible.
+sandbox_argv() {
+    SANDBOX_ARGV=()
+    [[ $SANDBOX_KIND != none ]] || return 0
+    local rw=() ro=() hide=() d
+    while (($#)); do
+        case $1 in
+            --rw) rw+=("$2") ;;
+            --ro) ro+=("$2") ;;
+            --hide) hide+=("$2") ;;
+        esac
+        shift 2
+    done
+    if [[ -n ${LAB_SANDBOX_HIDE:-} ]]; then
+        IFS=: read -r -a d <<<"$LAB_SANDBOX_HIDE"
+        hide+=("${d[@]}")
+    fi
+    if ((${#SANDBOX_CGROUPS[@]})); then
+        # Joins the run's cgroups, then becomes bwrap: the whole check is counted there.
+        # shellcheck disable=SC2016 # expanded by that sh
+        SANDBOX_ARGV+=(sh -c 'while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; done
+            shift; exec "$@"' sandbox "${SANDBOX_CGROUPS[@]}" --)
+    fi
+    SANDBOX_ARGV+=(bwrap --unshare-net --unshare-pid --unshare-ipc --unshare-uts --hostname lab
+        --die-with-parent --new-session --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp
+        --setenv TMPDIR /tmp)
+    for d in "${hide[@]}"; do [[ -d $d ]] && SANDBOX_ARGV+=(--tmpfs "$d"); done
+    # What the harness itself runs from must stay in view, even under a hidden or /tmp directory.
+    ro+=("$LAB_ROOT_DIR")
+    [[ -n ${LAB_PYTHON:-} ]] && ro+=("$(dirname "$(dirname "$(readlink -f "$LAB_PYTHON")")")")
+    # bwrap makes the missing directories above a bind 0700: the submission's uid could not reach
+    # its binary. Those under /tmp or a hidden directory are made first, 0755.
+    local made=" " p base i
+    for d in "${ro[@]}" "${rw[@]}"; do
+        for base in /tmp "${hide[@]}"; do
+            [[ $d == "$base"/* ]] || continue
+            p=$base
+            local rest=${d#"$base"/} part
+            IFS=/ read -r -a part <<<"$rest"
+            for ((i = 0; i < ${#part[@]} - 1; i++)); do
+                p+=/${part[i]}
+                [[ $made == *" $p "* ]] || SANDBOX_ARGV+=(--perms 0755 --dir "$p")
+                made+="$p "
+            done
+        done
+    done
+    for d in "${ro[@]}"; do [[ -e $d ]] && SANDBOX_ARGV+=(--ro-bind "$d" "$d"); done
+    for d in "${rw[@]}"; do SANDBOX_ARGV+=(--bind "$d" "$d"); done
+    SANDBOX_ARGV+=(--)
+}
+
+# jail_uid: the uid of this job's submission (as root), or nothing.
+jail_uid() {
+    [[ ${SANDBOX_KIND:-${LAB_SANDBOX_KIND:-none}} == root ]] || return 0
+    echo $((JAIL_UID_BASE + ${LAB_SLOT:-$(($$ % 100000))}))
+}
+
+# jail_argv DIR [--no-as]: the inner command, into array JAIL_ARGV, for one process of the
+# submission whose scratch directory (its home, temporary files and working directory) is DIR.
+# --no-as: no address-space limit (valgrind and the sanitizers reserve terabytes they never use;
+# the cgroup's memory limit holds them). Reads LAB_SANDBOX_KIND and LAB_JAIL_UID (harness/run
+# exports them); outside harness/run (plain bats) JAIL_ARGV only sets the environment.
+jail_argv() {
+    local dir=$1 as=1 v
+    [[ ${2:-} == --no-as ]] && as=0
+    # A clean environment: what the harness sets explicitly, and nothing of the instructor's (no
+    # VALGRIND_OPTS, no *SAN_OPTIONS but the checks' own; HOME without a .valgrindrc).
+    JAIL_ARGV=(env -i -C "$dir" PATH=/usr/local/bin:/usr/bin:/bin HOME="$dir" TMPDIR="$dir" LANG=C.UTF-8)
+    for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS LSAN_OPTIONS; do
+        [[ -n ${!v:-} ]] && JAIL_ARGV+=("$v=${!v}")
+    done
+    [[ ${LAB_SANDBOX_KIND:-none} == none ]] && return 0
+    JAIL_ARGV+=(prlimit --nproc="$JAIL_NPROC" --cpu="$JAIL_CPU" --fsize="$JAIL_FSIZE" --nofile="$JAIL_NOFILE" --core=0)
+    ((as)) && JAIL_ARGV+=(--as="$JAIL_AS")
+    JAIL_ARGV+=(-- setpriv --no-new-privs)
+    if [[ $LAB_SANDBOX_KIND == root && -n ${LAB_JAIL_UID:-} ]]; then
+        JAIL_ARGV+=(--reuid="$LAB_JAIL_UID" --regid="$LAB_JAIL_UID" --clear-groups --inh-caps=-all --bounding-set=-all)
+    fi
+    JAIL_ARGV+=(--)
+}
+
+# forged_options BINARY: the sanitizer hooks a submission defines to override the options the
+# harness sets (a TSan build defining __tsan_default_options could say report_bugs=0), if any.
+forged_options() {
+    nm --defined-only "$1" 2>/dev/null | awk '$3 ~ /^__(a|t|ub|l|m|hwa)san_default_(options|suppressions)$/ { print $3 }' |
+        sort -u | paste -sd ' '
+}
+
+# sandbox_probe: the limits the hostile submissions' self-test relies on, checked from inside a
+# sandboxed, jailed process as a submission would see them. Prints one line per limit that is NOT
+# in force (nothing when all are) and returns 1 if any is missing. Call after sandbox_init.
+sandbox_probe() {
+    local dir rc=0
+    [[ $SANDBOX_KIND != none ]] || { echo "no sandbox: $SANDBOX_MISSING"; return 1; }
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/lab-probe.XXXXXX") || return 1
+    chmod 755 "$dir"
+    [[ $SANDBOX_KIND == root ]] && chown "$(LAB_SLOT=0 jail_uid)" "$dir"
+    sandbox_argv --rw "$dir"
+    LAB_SANDBOX_KIND=$SANDBOX_KIND LAB_JAIL_UID=$( LAB_SLOT=0 jail_uid) jail_argv "$dir"
+    # shellcheck disable=SC2016 # expanded by that bash
+    "${SANDBOX_ARGV[@]}" "${JAIL_ARGV[@]}" bash -c '
+        root=$1 kind=$2 want_uid=$3 nproc=$4
+        ifs=$(awk -F: "NR > 2 { gsub(/ /, \"\", \$1); print \$1 }" /proc/net/dev | grep -vx lo)
+        [[ -z $ifs ]] || echo "network interfaces beyond loopback are visible: $ifs"
+        n=$(ls -d /proc/[0-9]* | wc -l)
+        ((n < 20)) || echo "$n processes are visible: no private PID namespace"
+        lim=$(ulimit -u)
+        [[ $lim == "$nproc" ]] || echo "the process limit is $lim, not $nproc"
+        if [[ $kind == root ]]; then
+            [[ $(id -u) == "$want_uid" && $(id -u) != 0 ]] || echo "runs as uid $(id -u), not $want_uid"
+            grep -q "lab-" /proc/self/cgroup || echo "not in the run'"'"'s cgroups"
+        fi
+        f=$root/.lab-probe-$$
+        if (: >"$f") 2>/dev/null; then rm -f "$f"; echo "the harness tree $root is writable"; fi
+        # As a normal user the private /tmp belongs to the user namespace: writable, and thrown away.
+        if [[ $kind == root ]] && (: >/tmp/.lab-probe-$$) 2>/dev/null; then rm -f /tmp/.lab-probe-$$; echo "/tmp is writable"; fi
+        [[ -w $HOME ]] || echo "its scratch directory is not writable"
+    ' probe "$LAB_ROOT_DIR" "$SANDBOX_KIND" "$(LAB_SLOT=0 jail_uid)" "$JAIL_NPROC" >"$dir/out" 2>&1 || rc=1
+    if [[ -s $dir/out ]]; then
+        cat "$dir/out"
+        rc=1
+    fi
+    rm -rf "$dir"
+    return $rc
+}
