@@ -5,6 +5,9 @@
 #   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
 #   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
 #   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
+#   make hostile                  the hostile submissions graded as a class, as root and as nobody: the sandbox holds
+#   make gradescope CH=05         Gradescope's autograder of chapter 05: gradescope-05.zip [QUICK=1: slow checks
+#                                 skipped] [ZIP=path] (harness/gradescope/make-zip)
 #   make bench [QUICK=1]          the text's tables measured here (harness/bench/run), in bench-results/
 #                                 [ARGS="07 08 --clients 100,1000"]: any option of harness/bench/run
 #   make clean
@@ -36,7 +39,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync handout broken bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync handout broken gradescope hostile bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTER_DIRS) $(if $(SANITIZE),,loadgen)
 
@@ -79,9 +82,17 @@ handout:
 
 broken:
 	@harness/bughunt $(CH) $(N) $(if $(ANSWER),--answer)
+
+# Gradescope's autograder of one chapter: setup.sh and run_autograder at the zip's top level, the
+# grader beside them, no chapter's code (harness/tests/gradescope-selftest tries it on a fake tree).
+hostile:
+	@harness/tests/hostile/run
+
+gradescope:
+	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ZIP),--zip "$(ZIP)")
 else
 # A student handout (make handout) has neither the reference solutions nor the lab's own tests.
-check sync handout broken:
+check sync handout broken gradescope hostile:
 	@echo "make $@: not in a student handout, which has no reference solutions and no lab tests"; exit 2
 endif
 
@@ -89,3 +100,4 @@ clean:
 	rm -f $(foreach c,$(CHAPTER_DIRS),$(c)/server $(c)/server-address $(c)/server-undefined $(c)/server-thread)
 	rm -f harness/loadgen/loadgen
 	rm -rf harness/tests/build bughunt
+	rm -f gradescope-*.zip
