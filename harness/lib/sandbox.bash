@@ -18,7 +18,8 @@
 #
 # As a normal user there is no second uid: bwrap makes a user namespace, the submission runs with
 # the instructor's uid inside it (the view is still read-only, the namespaces and limits the same),
-# and it could signal the check's own processes: it can spoil its own grade, no other.
+# and it could signal the check's own processes or write its check's directory: it can spoil, or
+# forge, its own grade, no other.
 
 # Limits of a submission's processes (a check may set its own nofile, as emfile and limits do).
 JAIL_NPROC=${LAB_JAIL_NPROC:-1024}         # tasks (threads too) of its uid: 03 runs 500 threads
@@ -61,7 +62,7 @@ sandbox_init() {
         sandbox_cgroups_init
     else
         SANDBOX_KIND=user
-        SANDBOX_MISSING="as a normal user the submission keeps your uid inside a user namespace (no cgroup limits; it could signal its own check's processes)"
+        SANDBOX_MISSING="as a normal user the submission keeps your uid inside a user namespace: it cannot reach the machine or the others, but could spoil or forge its own grade, and there are no cgroup limits (grade as root for grades you can trust)"
     fi
 }
 
@@ -178,7 +179,8 @@ jail_argv() {
     for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS LSAN_OPTIONS; do
         [[ -n ${!v:-} ]] && JAIL_ARGV+=("$v=${!v}")
     done
-    [[ ${LAB_SANDBOX_KIND:-none} == none ]] && return 0
+    # Limits whenever harness/run starts it (even without bwrap); plain bats sets the environment alone.
+    [[ -n ${LAB_SANDBOX_KIND:-} ]] || return 0
     JAIL_ARGV+=(prlimit --nproc="$JAIL_NPROC" --cpu="$JAIL_CPU" --fsize="$JAIL_FSIZE" --nofile="$JAIL_NOFILE" --core=0)
     ((as)) && JAIL_ARGV+=(--as="$JAIL_AS")
     JAIL_ARGV+=(-- setpriv --no-new-privs)
