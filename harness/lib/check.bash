@@ -142,19 +142,26 @@ lab_teardown() {
     return 0
 }
 
-# pid_running PID: the process exists and is not a zombie.
+# pid_running PID: the process exists and is not a zombie (read from /proc: no fork, as this is
+# polled at every test's end).
 pid_running() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $st != Z* ]]
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
 }
 
 # drains_settle SECONDS: wait until the log drains of the servers started have written all they
-# were given (every writer closed its end), at most SECONDS; 1 if some are still running.
+# were given (every writer closed its end), at most SECONDS; 1 if some are still running. They
+# end within milliseconds of their writers: polled every 10 ms.
 DRAIN_PIDS=()
 drains_settle() {
-    local p
+    local p limit_ms=$(($(now_ms) + $1 * 1000))
     for p in "${DRAIN_PIDS[@]}"; do
-        wait_until "$1" eval '! pid_running '"$p" || return 1
+        while pid_running "$p"; do
+            (($(now_ms) < limit_ms)) || return 1
+            sleep 0.01
+        done
     done
 }
 

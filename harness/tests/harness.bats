@@ -3,6 +3,7 @@
 # and the checks run under plain bats. Unlike the checks, which speak to a student in sentences,
 # these speak to maintainers, and bats-assert's generic assertions say what they need to.
 
+# shellcheck disable=SC2030,SC2031 # bats' run sets lines in each test's own shell, where it is read
 setup_file() {
     ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
     FX=$BATS_FILE_TMPDIR
