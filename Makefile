@@ -85,8 +85,10 @@ broken:
 
 # Gradescope's autograder of one chapter: setup.sh and run_autograder at the zip's top level, the
 # grader beside them, no chapter's code (harness/tests/gradescope-selftest tries it on a fake tree).
+# The whole hostile set, as root and as nobody; then --teeth: without the sandbox the same checks
+# must fail (the writer's files, in this tree too, are removed afterwards).
 hostile:
-	@harness/tests/hostile/run
+	@harness/tests/hostile/run --jobs 2 && harness/tests/hostile/run --teeth --jobs 2
 
 gradescope:
 	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ZIP),--zip "$(ZIP)")
