@@ -25,14 +25,17 @@ setup() {
     bats_load_library bats-assert
 }
 
-# bad_input WORDS ARGS...: harness/run ARGS exits 2 with one line holding WORDS, and nothing else.
-bad_input() {
-    local want=$1
-    shift
-    run -2 timeout 60 "$ROOT/harness/run" "$@" </dev/null
+# one_line_error TOOL WORDS ARGS...: harness/TOOL ARGS exits 2 with one line holding WORDS, and
+# nothing else. bad_input is harness/run's, grade_bad harness/grade's.
+one_line_error() {
+    local tool=$1 want=$2
+    shift 2
+    run -2 timeout 60 "$ROOT/harness/$tool" "$@" </dev/null
     assert_output --partial "$want"
     assert_equal "${#lines[@]}" 1
 }
+bad_input() { one_line_error run "$@"; }
+grade_bad() { one_line_error grade "$@"; }
 
 @test "bad input: an unknown chapter" { bad_input "unknown chapter '42'" 42; }
 @test "bad input: no chapter" { bad_input "which chapter?"; }
@@ -50,14 +53,6 @@ bad_input() {
 @test "bad input: a submission that sets the sanitizers' options is refused" { bad_input "defines __tsan_default_options" 01 --dir "$FX/forger"; }
 @test "bad input: --extra-checks without checks" { bad_input "no .bats file in" 01 --extra-checks "$FX/bin"; }
 
-# grade_bad WORDS ARGS...: harness/grade ARGS exits 2 with one line holding WORDS.
-grade_bad() {
-    local want=$1
-    shift
-    run -2 timeout 60 "$ROOT/harness/grade" "$@" </dev/null
-    assert_output --partial "$want"
-    assert_equal "${#lines[@]}" 1
-}
 @test "grade, bad input: no such folder" { grade_bad "no folder at" "$FX/nosuch" --chapter 05; }
 @test "grade, bad input: no chapter" { grade_bad "required: --chapter" "$FX/class"; }
 @test "grade, bad input: an unknown chapter" { grade_bad "unknown chapter '42'" "$FX/class" --chapter 42; }
