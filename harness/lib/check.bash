@@ -256,7 +256,7 @@ for every $what (and SIGKILL one that does not stop in time) before it exits"
 # /proc/PID/task holds the main thread alone (else `wait` below could block unbounded).
 server_exited() {
     server_alive || return 0
-    [[ $(ps -o stat= -p "$SERVER_PID") == Z* ]] || return 1
+    ! pid_running "$SERVER_PID" || return 1
     local tasks=(/proc/"$SERVER_PID"/task/*)
     ((${#tasks[@]} <= 1))
 }

@@ -201,13 +201,14 @@ forged_options() {
 # sandboxed, jailed process as a submission would see them. Prints one line per limit that is NOT
 # in force (nothing when all are) and returns 1 if any is missing. Call after sandbox_init.
 sandbox_probe() {
-    local dir rc=0
+    local dir rc=0 uid
     [[ $SANDBOX_KIND != none ]] || { echo "no sandbox: $SANDBOX_MISSING"; return 1; }
     dir=$(mktemp -d "${TMPDIR:-/tmp}/lab-probe.XXXXXX") || return 1
     chmod 755 "$dir"
-    [[ $SANDBOX_KIND == root ]] && chown "$(LAB_SLOT=0 jail_uid)" "$dir"
+    uid=$(LAB_SLOT=0 jail_uid)
+    [[ -z $uid ]] || chown "$uid" "$dir"
     sandbox_argv --rw "$dir"
-    LAB_SANDBOX_KIND=$SANDBOX_KIND LAB_JAIL_UID=$( LAB_SLOT=0 jail_uid) jail_argv "$dir"
+    LAB_SANDBOX_KIND=$SANDBOX_KIND LAB_JAIL_UID=$uid jail_argv "$dir"
     # shellcheck disable=SC2016 # expanded by that bash
     "${SANDBOX_ARGV[@]}" "${JAIL_ARGV[@]}" bash -c '
         root=$1 kind=$2 want_uid=$3 nproc=$4
@@ -226,7 +227,7 @@ sandbox_probe() {
         # As a normal user the private /tmp belongs to the user namespace: writable, and thrown away.
         if [[ $kind == root ]] && (: >/tmp/.lab-probe-$$) 2>/dev/null; then rm -f /tmp/.lab-probe-$$; echo "/tmp is writable"; fi
         [[ -w $HOME ]] || echo "its scratch directory is not writable"
-    ' probe "$LAB_ROOT_DIR" "$SANDBOX_KIND" "$(LAB_SLOT=0 jail_uid)" "$JAIL_NPROC" >"$dir/out" 2>&1 || rc=1
+    ' probe "$LAB_ROOT_DIR" "$SANDBOX_KIND" "$uid" "$JAIL_NPROC" >"$dir/out" 2>&1 || rc=1
     if [[ -s $dir/out ]]; then
         cat "$dir/out"
         rc=1
