@@ -368,10 +368,18 @@ lab_cflags() { cat "$LAB_ROOT/harness/lib/cflags"; }
 lab_compile() {
     local cc=$1 out=$2 forged
     shift 2
-    jail_argv "$LAB_JAIL_DIR" --no-as
+    jail_argv "$LAB_JAIL_DIR" --build
     rm -f "$LAB_JAIL_DIR/a.out"
+    # Bounded in time and memory, as harness/run's own build is.
     # shellcheck disable=SC2046 # the flags are words
-    "${JAIL_ARGV[@]}" "$cc" $(lab_cflags) "$@" -o "$LAB_JAIL_DIR/a.out" "$LAB_SRC" >"$LAB_LOG/compile.log" 2>&1 </dev/null || return 1
+    timeout -k 5 "$BUILD_SECONDS" "${JAIL_ARGV[@]}" "$cc" $(lab_cflags) "$@" -o "$LAB_JAIL_DIR/a.out" "$LAB_SRC" \
+        >"$LAB_LOG/compile.log" 2>&1 </dev/null
+    local rc=$?
+    if ((rc == 124 || rc == 137)); then
+        echo "error: the build took more than $BUILD_SECONDS s" >>"$LAB_LOG/compile.log"
+        return 1
+    fi
+    ((rc == 0)) || return 1
     mkdir -p "$(dirname "$out")"
     install -m 755 "$LAB_JAIL_DIR/a.out" "$out" && rm -f "$LAB_JAIL_DIR/a.out" || return 1
     forged=$(forged_options "$out")

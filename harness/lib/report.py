@@ -29,6 +29,8 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 
+from untrusted import clean
+
 
 TAP_TEST = re.compile(r"^(not ok|ok) \d+ (.*?)(?: # (skip|timeout after)\b ?(.*))?$")
 BATS_NOISE = re.compile(r"^# (\((in|from) |  +from |  +`|bats warning)")
@@ -36,10 +38,11 @@ BATS_NOISE = re.compile(r"^# (\((in|from) |  +from |  +`|bats warning)")
 
 def tap_tests(path):
     """The tests of a bats TAP stream: name, status (pass, fail, skip), message, measured lines.
-    A failed test's message is the last line it printed (bats' lines on where it failed left out)."""
+    A failed test's message is the last line it printed (bats' lines on where it failed left out).
+    Everything is cleaned of control characters: a message may quote what the server printed."""
     tests, measured, cur = [], [], None
     try:
-        lines = open(path, errors="replace").read().splitlines()
+        lines = clean(open(path, "rb").read()).splitlines()
     except OSError:
         return [], []
     for line in lines:
@@ -82,7 +85,7 @@ def read_results(path):
         for line in f:
             ch, check, status, got, pts, secs, detail, log, hidden = line.rstrip("\n").split("\t")
             rows.append({"chapter": ch, "check": check, "status": status, "points": int(got),
-                         "max_points": int(pts), "seconds": int(secs), "detail": detail,
+                         "max_points": int(pts), "seconds": int(secs), "detail": clean(detail),
                          "hidden": hidden == "hidden",
                          "tests": tap_tests(os.path.join(log, "bats.tap"))[0] if log else []})
     return rows
@@ -210,6 +213,7 @@ def main():
     p.add_argument("--error")
     a = p.parse_args()
     rows = read_results(a.results)
+    a.error = clean(a.error) if a.error else a.error
     if a.json:
         write_json(rows, a.error, a.json)
     if a.junit:

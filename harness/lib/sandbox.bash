@@ -32,8 +32,15 @@ JAIL_LOG_MAX=${LAB_JAIL_LOG_MAX:-67108864} # bytes of its stdout, stderr and too
 # Limits of one check as a whole (its server, clients and tools), in a cgroup, as root.
 SANDBOX_MEM=${LAB_SANDBOX_MEM:-4294967296} # 4 GiB
 SANDBOX_PIDS=${LAB_SANDBOX_PIDS:-4096}
-# The uids of submissions: one per job slot, far from the uids of people and of subordinate ranges.
+# The uids of submissions, far from the uids of people and of subordinate ranges: each grading
+# on the machine takes one no other holds (jail_uid_lock).
 JAIL_UID_BASE=${LAB_JAIL_UID_BASE:-1500000000}
+JAIL_UID_SLOTS=100000
+# A build (the compiler on a submission's source): its time and memory.
+BUILD_SECONDS=${LAB_BUILD_SECONDS:-60}
+BUILD_AS=${LAB_BUILD_AS:-2147483648}       # 2 GiB of address space
+# The sandbox's /tmp (RAM): its size.
+SANDBOX_TMP_SIZE=${LAB_SANDBOX_TMP_SIZE:-268435456}  # 256 MiB
 
 # sandbox_init: what this machine allows. Sets
 #   SANDBOX_KIND     root (bwrap + another uid + cgroups), user (bwrap in a user namespace) or none
@@ -67,15 +74,23 @@ sandbox_init() {
 }
 
 # sandbox_cgroups_init: a memory and a pids cgroup for this run (v1 hierarchies, or v2's unified
-# one), removed by sandbox_cleanup. What cannot be had is named in SANDBOX_MISSING.
+# one), removed by sandbox_cleanup, and with LAB_CPUS (harness/grade --jobs: the job's CPU) a
+# cpuset, which sched_setaffinity() cannot leave as it can leave taskset's pinning. What cannot be
+# had is named in SANDBOX_MISSING.
 sandbox_cgroups_init() {
-    local name="lab-$$" d ok=1
+    local name="lab-$$" d ok=1 cpus=${LAB_CPUS:-}
     if [[ -d /sys/fs/cgroup/memory && -d /sys/fs/cgroup/pids ]]; then
         for d in /sys/fs/cgroup/memory/$name /sys/fs/cgroup/pids/$name; do
             mkdir -p "$d" 2>/dev/null && SANDBOX_CGROUPS+=("$d") || ok=0
         done
         ((ok)) && echo "$SANDBOX_MEM" >"/sys/fs/cgroup/memory/$name/memory.limit_in_bytes" 2>/dev/null || ok=0
         ((ok)) && echo "$SANDBOX_PIDS" >"/sys/fs/cgroup/pids/$name/pids.max" 2>/dev/null || ok=0
+        d=/sys/fs/cgroup/cpuset/$name
+        if ((ok)) && [[ -n $cpus && -d /sys/fs/cgroup/cpuset ]]; then
+            mkdir -p "$d" 2>/dev/null && SANDBOX_CGROUPS+=("$d") &&
+                cat /sys/fs/cgroup/cpuset/cpuset.mems >"$d/cpuset.mems" 2>/dev/null &&
+                echo "$cpus" >"$d/cpuset.cpus" 2>/dev/null || ok=0
+        fi
     elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
         d=/sys/fs/cgroup/$name
         grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null &&
@@ -83,12 +98,15 @@ sandbox_cgroups_init() {
         ((ok)) && mkdir -p "$d" 2>/dev/null && SANDBOX_CGROUPS+=("$d") || ok=0
         ((ok)) && echo "$SANDBOX_MEM" >"$d/memory.max" 2>/dev/null || ok=0
         ((ok)) && echo "$SANDBOX_PIDS" >"$d/pids.max" 2>/dev/null || ok=0
+        if ((ok)) && [[ -n $cpus ]] && grep -qw cpuset /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+            echo "$cpus" >"$d/cpuset.cpus" 2>/dev/null || ok=0
+        fi
     else
         ok=0
     fi
     if ((!ok)); then
         sandbox_cleanup
-        SANDBOX_MISSING="no memory and pids cgroup controller could be used (the per-process limits still hold)"
+        SANDBOX_MISSING="no memory, pids${cpus:+ and cpuset} cgroup controller could be used (the per-process limits still hold)"
     fi
 }
 
@@ -131,8 +149,8 @@ sandbox_argv() {
         SANDBOX_ARGV+=(sh -c 'while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; done
             shift; exec "$@"' sandbox "${SANDBOX_CGROUPS[@]}" --)
     fi
-    SANDBOX_ARGV+=(bwrap --unshare-net --unshare-pid --unshare-ipc --unshare-uts --hostname lab
-        --die-with-parent --new-session --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp
+    SANDBOX_ARGV+=(bwrap --unshare-net --unshare-pid --unshare-ipc --unshare-uts
+        --die-with-parent --new-session --ro-bind / / --dev /dev --proc /proc --size "$SANDBOX_TMP_SIZE" --tmpfs /tmp
         --setenv TMPDIR /tmp)
     for d in "${hide[@]}"; do [[ -d $d ]] && SANDBOX_ARGV+=(--tmpfs "$d"); done
     # What the harness itself runs from must stay in view, even under a hidden or /tmp directory.
@@ -159,20 +177,48 @@ sandbox_argv() {
     SANDBOX_ARGV+=(--)
 }
 
-# jail_uid: the uid of this job's submission (as root), or nothing.
-jail_uid() {
-    [[ ${SANDBOX_KIND:-${LAB_SANDBOX_KIND:-none}} == root ]] || return 0
-    echo $((JAIL_UID_BASE + ${LAB_SLOT:-$(($$ % 100000))}))
+# jail_uid_lock FILE: as root, sets LAB_JAIL_UID to a uid that no other grading on this machine
+# holds, for as long as this shell runs (harness/lib/uidlock.py holds a lock on it until the pipe
+# this shell keeps open ends); FILE receives its slot. Nothing to do otherwise. 1 if none was had.
+jail_uid_lock() {
+    local out=$1 n i dir
+    LAB_JAIL_UID=""
+    [[ ${SANDBOX_KIND:-none} == root ]] || return 0
+    dir=${LAB_JAIL_UID_LOCKS:-}
+    if [[ -z $dir ]]; then
+        for dir in /run/lock /var/lock /tmp; do [[ -d $dir ]] && break; done
+        dir+=/lab-jail-uids
+    fi
+    : >"$out"
+    exec {JAIL_UID_FD}> >(exec "${LAB_PYTHON:-python3}" "$LAB_ROOT_DIR/harness/lib/uidlock.py" "$dir" "$JAIL_UID_SLOTS" >"$out" 2>/dev/null)
+    for ((i = 0; i < 200; i++)); do
+        read -r n <"$out" 2>/dev/null
+        if [[ ${n:-} =~ ^[0-9]+$ ]]; then
+            LAB_JAIL_UID=$((JAIL_UID_BASE + n))
+            return 0
+        fi
+        sleep 0.05
+    done
+    jail_uid_unlock
+    return 1
+}
+jail_uid_unlock() {
+    [[ -n ${JAIL_UID_FD:-} ]] && exec {JAIL_UID_FD}>&-
+    JAIL_UID_FD=""
 }
 
-# jail_argv DIR [--no-as]: the inner command, into array JAIL_ARGV, for one process of the
-# submission whose scratch directory (its home, temporary files and working directory) is DIR.
+# jail_argv DIR [--no-as | --build]: the inner command, into array JAIL_ARGV, for one process of
+# the submission whose scratch directory (its home, temporary files and working directory) is DIR.
 # --no-as: no address-space limit (valgrind and the sanitizers reserve terabytes they never use;
-# the cgroup's memory limit holds them). Reads LAB_SANDBOX_KIND and LAB_JAIL_UID (harness/run
-# exports them); outside harness/run (plain bats) JAIL_ARGV only sets the environment.
+# the cgroup's memory limit holds them). --build: a compiler's limits (BUILD_AS, BUILD_SECONDS of
+# CPU; the caller bounds its wall-clock time). Reads LAB_SANDBOX_KIND and LAB_JAIL_UID
+# (harness/run exports them); outside harness/run (plain bats) JAIL_ARGV only sets the environment.
 jail_argv() {
-    local dir=$1 as=1 v
-    [[ ${2:-} == --no-as ]] && as=0
+    local dir=$1 as=$JAIL_AS cpu=$JAIL_CPU v
+    case ${2:-} in
+        --no-as) as="" ;;
+        --build) as=$BUILD_AS cpu=$BUILD_SECONDS ;;
+    esac
     # A clean environment: what the harness sets explicitly, and nothing of the instructor's (no
     # VALGRIND_OPTS, no *SAN_OPTIONS but the checks' own; HOME without a .valgrindrc).
     JAIL_ARGV=(env -i -C "$dir" PATH=/usr/local/bin:/usr/bin:/bin HOME="$dir" TMPDIR="$dir" LANG=C.UTF-8)
@@ -181,8 +227,8 @@ jail_argv() {
     done
     # Limits whenever harness/run starts it (even without bwrap); plain bats sets the environment alone.
     [[ -n ${LAB_SANDBOX_KIND:-} ]] || return 0
-    JAIL_ARGV+=(prlimit --nproc="$JAIL_NPROC" --cpu="$JAIL_CPU" --fsize="$JAIL_FSIZE" --nofile="$JAIL_NOFILE" --core=0)
-    ((as)) && JAIL_ARGV+=(--as="$JAIL_AS")
+    JAIL_ARGV+=(prlimit --nproc="$JAIL_NPROC" --cpu="$cpu" --fsize="$JAIL_FSIZE" --nofile="$JAIL_NOFILE" --core=0)
+    [[ -n $as ]] && JAIL_ARGV+=(--as="$as")
     JAIL_ARGV+=(-- setpriv --no-new-privs)
     if [[ $LAB_SANDBOX_KIND == root && -n ${LAB_JAIL_UID:-} ]]; then
         JAIL_ARGV+=(--reuid="$LAB_JAIL_UID" --regid="$LAB_JAIL_UID" --clear-groups --inh-caps=-all --bounding-set=-all)
@@ -205,7 +251,8 @@ sandbox_probe() {
     [[ $SANDBOX_KIND != none ]] || { echo "no sandbox: $SANDBOX_MISSING"; return 1; }
     dir=$(mktemp -d "${TMPDIR:-/tmp}/lab-probe.XXXXXX") || return 1
     chmod 755 "$dir"
-    uid=$(LAB_SLOT=0 jail_uid)
+    jail_uid_lock "$dir/uid" || { echo "no jail uid could be had"; rm -rf "$dir"; return 1; }
+    uid=$LAB_JAIL_UID
     [[ -z $uid ]] || chown "$uid" "$dir"
     sandbox_argv --rw "$dir"
     LAB_SANDBOX_KIND=$SANDBOX_KIND LAB_JAIL_UID=$uid jail_argv "$dir"
@@ -228,6 +275,7 @@ sandbox_probe() {
         if [[ $kind == root ]] && (: >/tmp/.lab-probe-$$) 2>/dev/null; then rm -f /tmp/.lab-probe-$$; echo "/tmp is writable"; fi
         [[ -w $HOME ]] || echo "its scratch directory is not writable"
     ' probe "$LAB_ROOT_DIR" "$SANDBOX_KIND" "$uid" "$JAIL_NPROC" >"$dir/out" 2>&1 || rc=1
+    jail_uid_unlock
     if [[ -s $dir/out ]]; then
         cat "$dir/out"
         rc=1

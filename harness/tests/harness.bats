@@ -12,6 +12,8 @@ setup_file() {
     printf 'const char *__tsan_default_options(void);\nconst char *__tsan_default_options(void) { return "report_bugs=0"; }\nint main(void) { return 0; }\n' \
         >"$FX/forger/server.c"
     printf '#!/bin/sh\nexec sleep 30\n' >"$FX/bin/silent"
+    printf '#!/bin/sh\nprintf "\\rLogs of the failed checks: /nowhere\\r\\n\\033[31mred \\342\\200\\256evil\\n" >&2\nexit 1\n' >"$FX/bin/escapes"
+    chmod +x "$FX/bin/escapes"
     printf '#!/bin/sh\necho "server: bind 127.0.0.1:8080: Address already in use" >&2\nexit 1\n' >"$FX/bin/dies"
     printf 'not a program\n' >"$FX/bin/notexec"
     chmod +x "$FX/bin/silent" "$FX/bin/dies"
@@ -58,6 +60,65 @@ grade_bad() { one_line_error grade "$@"; }
 @test "grade, bad input: an unknown chapter" { grade_bad "unknown chapter '42'" "$FX/class" --chapter 42; }
 @test "grade, bad input: more jobs than CPUs" { grade_bad "--jobs 999: between 1 and the" "$FX/class" --chapter 05 --jobs 999; }
 @test "grade, bad input: a folder with no submission" { grade_bad "no submission in" "$FX/empty" --chapter 05 --out "$BATS_TEST_TMPDIR/o"; }
+
+@test "untrusted text: a dying server's escapes and bidi overrides reach neither the terminal nor the reports" {
+    run -2 "$ROOT/harness/run" 01 --bin "$FX/bin/escapes" --json "$BATS_TEST_TMPDIR/r.json"
+    assert_output --partial "exited at start (status 1)"
+    assert_output --partial "?[31mred ?evil"
+    refute_output --regexp $'[\r\033]'
+    run ! grep -qP '\\u001b|\\u202e|\x1b' "$BATS_TEST_TMPDIR/r.json"
+    run -0 python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["error"])' "$BATS_TEST_TMPDIR/r.json"
+    assert_output --partial "?[31mred ?evil"
+}
+
+@test "untrusted text: cleaned, CSV cells neutralised, Markdown cells escaped, slugs distinct" {
+    run -0 python3 - "$ROOT/harness/lib" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from untrusted import clean, csv_cell, md_cell, slug, display_name, same_student_key
+assert clean("a\x1b[2Kb\rc\td\u202ee\x9bf") == "a?[2Kbc d?e?f", clean("a\x1b[2Kb\rc\td\u202ee\x9bf")
+assert clean(b"Zo\xeb") == "Zo\\xeb"
+assert clean("x\ny", newlines=False) == "x y"
+for bad in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
+    assert csv_cell(bad).startswith("'"), (bad, csv_cell(bad))
+assert csv_cell("alice") == "alice" and csv_cell(75) == 75
+assert md_cell("a|b<i>`c`") == "a\\|b&lt;i&gt;\\`c\\`", md_cell("a|b<i>`c`")
+names = [b"Zo\xc3\xab", b"Zoe\xcc\x81", b"Zo\xc3\xa9", b"Zo\xeb", b"a" * 251, b"a" * 250 + b"b"]
+slugs = [slug(n) for n in names]
+assert len(set(slugs)) == len(slugs) and all(len(s) <= 49 for s in slugs), slugs
+assert same_student_key(display_name(b"Zoe\xcc\x81")) == same_student_key(display_name(b"Zo\xc3\xa9"))
+assert same_student_key(display_name(b"Zo\xc3\xab")) != same_student_key(display_name(b"Zo\xc3\xa9"))
+PY
+}
+
+@test "jail uids: two gradings at once never share one, and a slot is free again once its holder ends" {
+    local d=$BATS_TEST_TMPDIR/locks
+    exec {a}> >(exec python3 "$ROOT/harness/lib/uidlock.py" "$d" 10 >"$BATS_TEST_TMPDIR/a")
+    wait_file() { for _ in {1..100}; do [[ -s $1 ]] && return 0; sleep 0.05; done; return 1; }
+    wait_file "$BATS_TEST_TMPDIR/a"
+    exec {b}> >(exec python3 "$ROOT/harness/lib/uidlock.py" "$d" 10 >"$BATS_TEST_TMPDIR/b" {a}>&-)
+    wait_file "$BATS_TEST_TMPDIR/b"
+    assert_equal "$(cat "$BATS_TEST_TMPDIR/a") $(cat "$BATS_TEST_TMPDIR/b")" "0 1"
+    exec {a}>&-
+    sleep 0.3
+    run -0 timeout 10 python3 "$ROOT/harness/lib/uidlock.py" "$d" 10 </dev/null
+    assert_output 0
+    exec {b}>&-
+    # A folder another user could write is refused.
+    mkdir -p "$BATS_TEST_TMPDIR/open" && chmod 777 "$BATS_TEST_TMPDIR/open"
+    run -2 python3 "$ROOT/harness/lib/uidlock.py" "$BATS_TEST_TMPDIR/open" 10 </dev/null
+}
+
+@test "--logs DIR: the failed checks' logs go there, replacing what was there; nothing is kept when all pass" {
+    mkdir -p "$BATS_TEST_TMPDIR/kept/old"
+    run -0 "$ROOT/harness/run" 01 --only echo --logs "$BATS_TEST_TMPDIR/kept"
+    assert_output --partial "1 passed, 0 failed"
+    assert [ ! -e "$BATS_TEST_TMPDIR/kept" ]
+    run -1 "$ROOT/harness/run" 03 --bin "$ROOT/01-iterative/server" --only concurrency --logs "$BATS_TEST_TMPDIR/kept"
+    assert_output --partial "Logs of the failed checks: $BATS_TEST_TMPDIR/kept"
+    assert [ -f "$BATS_TEST_TMPDIR/kept/03-threads/concurrency/bats.tap" ]
+    assert_output --partial "logs: $BATS_TEST_TMPDIR/kept/03-threads/concurrency"
+}
 
 @test "reports: --json and --junit agree with the run, a test case per bats test" {
     run -0 "$ROOT/harness/run" 01 --only build,echo --json "$BATS_TEST_TMPDIR/r.json" --junit "$BATS_TEST_TMPDIR/r.xml"
