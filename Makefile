@@ -6,6 +6,7 @@
 #   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
 #   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
 #   make hostile                  the hostile submissions graded as a class, as root and as nobody: the sandbox holds
+#   make correct                  the correct servers written apart from the reference, every check (slow ones too)
 #   make gradescope CH=05         Gradescope's autograder of chapter 05: gradescope-05.zip [QUICK=1: slow checks
 #                                 skipped] [ZIP=path] (harness/gradescope/make-zip)
 #   make bench [QUICK=1]          the text's tables measured here (harness/bench/run), in bench-results/
@@ -39,7 +40,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync handout broken gradescope hostile bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync handout broken gradescope hostile correct bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTER_DIRS) $(if $(SANITIZE),,loadgen)
 
@@ -86,15 +87,22 @@ broken:
 # Gradescope's autograder of one chapter: setup.sh and run_autograder at the zip's top level, the
 # grader beside them, no chapter's code (harness/tests/gradescope-selftest tries it on a fake tree).
 # The whole hostile set, as root and as nobody; then --teeth: without the sandbox the same checks
-# must fail (the writer's files, in this tree too, are removed afterwards).
+# must fail (the writer's files, in this tree too, are removed afterwards); then --teeth-inner:
+# without the submission's own sandbox, the /proc reader's, the socket prober's and the setsid()
+# spinner's checks must fail.
+# Every correct server of harness/tests/correct/ graded with every check, the slow ones too (make
+# check grades them with --quick): about 20 minutes.
+correct:
+	@CORRECT_FULL=1 harness/selftest --only correct
+
 hostile:
-	@harness/tests/hostile/run --jobs 2 && harness/tests/hostile/run --teeth --jobs 2
+	@harness/tests/hostile/run --jobs 2 && harness/tests/hostile/run --teeth --jobs 2 && harness/tests/hostile/run --teeth-inner --jobs 2
 
 gradescope:
 	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ZIP),--zip "$(ZIP)")
 else
 # A student handout (make handout) has neither the reference solutions nor the lab's own tests.
-check sync handout broken gradescope hostile:
+check sync handout broken gradescope hostile correct:
 	@echo "make $@: not in a student handout, which has no reference solutions and no lab tests"; exit 2
 endif
 

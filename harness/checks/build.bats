@@ -4,6 +4,8 @@
 # slow: no
 # claim: compiles with -Wall -Wextra -Werror under gcc and clang
 # hint: read the compiler's first error; unused variables, implicit declarations and sign comparisons are the usual ones
+# rule: build-clean
+# needs-echo: no
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() { load ../lib/check && lab_setup; }

@@ -4,6 +4,11 @@
 # slow: no
 # claim: under ulimit -n 64 with 100 clients: no crash, no spinning, serves again once clients leave
 # hint: accept() failing with EMFILE leaves the client queued: without a spare descriptor (or a pause) the loop spins at 100% CPU
+# hint-05: accept() fails with EMFILE while the client stays queued and the listener stays readable: keep a spare descriptor to accept-and-close it, or stop watching the listener for a moment
+# hint-06: accept() fails with EMFILE while the client stays queued and POLLIN stays set: keep a spare descriptor to accept-and-close it, or drop the listener from the array for a moment
+# hint-07: accept4() fails with EMFILE while the client stays queued: in level-triggered mode the listener fires for ever; keep a spare descriptor, or stop watching it for a moment
+# hint-08: accept4() fails with EMFILE while the client stays queued: in level-triggered mode the listener fires for ever; keep a spare descriptor, or stop watching it for a moment
+# rule: emfile
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() { load ../lib/check && lab_setup; }

@@ -2,51 +2,60 @@
 # points: 10
 # chapters: 04
 # slow: no
-# claim: thread count stays N+1 under 200 clients, at most N sessions at once, no busy waiting
-# hint: create the N workers once; workers must sleep in pthread_cond_wait, not loop on the queue
+# claim: the pool does not grow with the load (as many threads under 200 clients as idle, at most N+3), serves N clients at once while the others wait, no busy waiting
+# hint: create the N workers once; workers must sleep on a condition variable or a semaphore, not loop on the queue
+# rule: pool-fixed
+# rule: pool-n-at-once
+# rule: idle-no-cpu
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() { load ../lib/check && lab_setup; }
 teardown() { lab_teardown; }
 
-max_active() {
-    sed -nE 's/^[+-] [^ ]+ \(([0-9]+) active\)$/\1/p' "$SERVER_ERR" | sort -n | tail -n 1
-}
+# What is judged is what the contract asks of a pool, seen from outside: its thread count does not
+# follow the load, and N clients are served at once (their echo comes back) while the others wait.
+# Not one shape of it: a pool may have a thread of its own for the signals, or count a queued
+# connection in its log's "+" lines; the check reads neither the log nor an exact count.
+EXTRA=3  # threads beside the N workers: the acceptor, and room for a signal thread or a reaper
 
-@test "thread count stays N+1 under 200 clients, and at most N are served at once" {
-    local n=4 idle peak crowd active
-    server_start -w "$n"
-    idle=$(proc threads "$SERVER_PID")
-    ((idle == n + 1)) || fail "with -w $n and no client the server runs $idle threads, expected $((n + 1)) (the acceptor and $n workers)"
+@test "the thread count does not grow under 200 clients, and stays within N + $EXTRA" {
+    local n=4 idle peak crowd
+    server_start -q -w "$n"
+    idle=$(proc threads "$SERVER_SCOPE")
+    ((idle <= n + EXTRA)) || fail "with -w $n and no client the server runs $idle threads: the contract \
+allows the $n workers and at most $EXTRA more (the acceptor, a signal thread, ...)"
     client_bg crowd parallel 200 --rounds 2
     crowd=$BG_PID
-    peak=$(proc peak threads "$SERVER_PID" --while "$crowd")
+    peak=$(proc peak threads "$SERVER_SCOPE" --while "$crowd")
     client_bg_wait crowd "$crowd"
-    ((peak <= n + 1)) || fail "with -w $n the server ran up to $peak threads under 200 clients: the pool must not grow"
-    active=$(max_active)
-    ((active <= n)) || fail "the log shows $active clients served at once with -w $n"
+    ((peak <= idle)) || fail "with -w $n the server ran $idle threads with no client and up to $peak \
+under 200 clients: the pool must not grow with the load"
 }
 
-@test "12 long sessions with -w 4: still 5 threads, 4 clients served, 8 waiting" {
-    local threads active
-    server_start -w 4
-    hold_clients 12 --no-verify
-    sleep 1
-    threads=$(proc threads "$SERVER_PID")
-    ((threads == 5)) || fail "with -w 4 and 12 clients connected the server runs $threads threads, expected 5: the pool must not grow"
-    active=$(max_active)
-    ((${active:-0} == 4)) || fail "with -w 4 and 12 clients connected the log shows ${active:-no} clients served at once, expected 4"
-    release_clients
+@test "12 long sessions with -w 4: 4 are served at once, the 8 others wait, the pool does not grow" {
+    local idle threads served
+    server_start -q -w 4
+    idle=$(proc threads "$SERVER_SCOPE")
+    rm -f "$LAB_LOG/served"
+    client_bg served served 12 --ready "$LAB_LOG/served" --wait 2
+    wait_until 30 test -s "$LAB_LOG/served" ||
+        fail "the 12 clients could not even connect: $(tail -n 1 "$LAB_LOG/client.served")"
+    threads=$(proc threads "$SERVER_SCOPE")
+    served=$(cut -d' ' -f1 "$LAB_LOG/served")
+    kill -TERM "$BG_PID" 2>/dev/null
+    ((served == 4)) || fail "with -w 4, 12 clients connected and each sent a line: $served got their \
+echo within 2 s, expected 4 (the pool serves -w clients at once; the others wait their turn)"
+    ((threads <= idle)) || fail "with -w 4 the server ran $idle threads with no client and $threads with \
+12 connected: the pool must not grow with the load"
 }
 
 @test "no busy waiting: idle workers, and busy workers with a full queue, cost under 2% CPU" {
     server_start -q -w 2
     sleep 0.3
     cpu_below 2 2 ||
-        fail "$CPU_PCT% CPU over 2 s with no client (the workers wait for work): someone polls instead of sleeping on a condition variable"
+        fail "$CPU_PCT% CPU over 2 s with no client: the workers must sleep until there is work, not poll"
     hold_clients 40 --no-verify # 2 served, the queue full, the rest in the kernel's backlog
     sleep 0.5
     cpu_below 2 2 ||
-        fail "$CPU_PCT% CPU over 2 s while every worker was busy and clients waited: someone polls instead of sleeping on a condition variable"
-    release_clients
+        fail "$CPU_PCT% CPU over 2 s while every worker was busy and clients waited: someone polls instead of sleeping"
 }

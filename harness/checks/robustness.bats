@@ -4,6 +4,9 @@
 # slow: no
 # claim: peer resets, 1,000 connect-then-close, writes to vanished peers (SIGPIPE) and a slow reader do not kill or stall the server
 # hint: ignore SIGPIPE (or send with MSG_NOSIGNAL); treat ECONNRESET/EPIPE as the end of that connection only; never block on one client's send() in an event loop
+# rule: reset-one
+# rule: sigpipe
+# rule: event-loop-bounded
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
@@ -35,7 +38,7 @@ teardown() { lab_teardown; }
     local exposed unsafe
     hold_idle 2
     assert_server_alive "with 2 clients connected"
-    exposed=$(proc sigpipe "$SERVER_PID") || fail "the server's processes vanished while 2 clients were connected"
+    exposed=$(proc sigpipe "$SERVER_SCOPE") || fail "the server's processes vanished while 2 clients were connected"
     [[ -n $exposed ]] || return 0
     lab_teardown
     server_start strace -f -yy -qq -o /proc/self/fd/9 \
@@ -53,10 +56,10 @@ teardown() { lab_teardown; }
 @test "a client that sends 16 MiB and reads nothing neither delays others nor grows the server" {
     not_for 01 -- "01 serves one client at a time by design"
     local rss0 peak slow
-    rss0=$(proc rss "$SERVER_PID")
+    rss0=$(proc rss "$SERVER_SCOPE")
     client_bg slow slowreader --seconds 4
     slow=$BG_PID
-    peak=$(proc peak rss "$SERVER_PID" --while "$slow")
+    peak=$(proc peak rss "$SERVER_SCOPE" --while "$slow")
     client_bg_wait slow "$slow"
     ((peak - rss0 <= 4096)) ||
         fail "the server's memory grew by $(((peak - rss0) / 1024)) MiB while a client sent 16 MiB and read nothing: pending output must be capped (stop reading at the watermark)"

@@ -4,6 +4,7 @@
 # slow: yes
 # claim: an AddressSanitizer + UndefinedBehaviorSanitizer build reports nothing under the same workload
 # hint: an out-of-bounds access or use after free; the report names the line
+# rule: memory-clean
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
@@ -21,7 +22,9 @@ teardown() { lab_teardown; }
     export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=86:log_path=stderr"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=stderr"
     export LSAN_OPTIONS="report_objects=0"
-    server_start -q
+    local opts
+    mapfile -t opts < <(tool_opts)
+    server_start -q "${opts[@]}"
     lab_workload
     stop_after_workload 10
     ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error' "$SERVER_ERR" ||

@@ -4,6 +4,8 @@
 # slow: no
 # claim: N workers run; connections reach several workers; a killed worker is replaced within 1 s; SIGTERM ends every process, a stuck worker by SIGKILL, before the master exits
 # hint: the master must reap and restart dead workers, forward SIGTERM and wait for all; a worker must exit when its master vanishes
+# rule: workers-supervised
+# rule: workers-die-with-master
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() { load ../lib/check && lab_setup; }
@@ -41,7 +43,7 @@ start_workers() {
     sleep 0.2
     wait_until 1 replaced ||
         fail "1.2 s after worker $VICTIM was killed, $(nworkers) worker(s) run: the master must reap it and start another"
-    (($(proc zombies "$SERVER_PID") == 0)) || fail "the killed worker was left a zombie"
+    (($(proc zombies "$SERVER_SCOPE") == 0)) || fail "the killed worker was left a zombie"
     client parallel 50 --rounds 2
 }
 
@@ -51,7 +53,7 @@ start_workers() {
     server_stop TERM 2 || fail "still running 2 s after SIGTERM"
     ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
     wait_until 2 group_gone ||
-        fail "workers still running after the master exited: $(proc pids "$SERVER_PID" | tr '\n' ' ')"
+        fail "workers still running after the master exited: $(proc pids "$SERVER_SCOPE" | tr '\n' ' ')"
 }
 
 @test "SIGTERM with a worker stuck (stopped): the master kills it after a deadline and waits for it" {
@@ -63,7 +65,7 @@ start_workers() {
 @test "workers exit when the master is killed" {
     start_workers 2 -q
     kill -KILL "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_JOB" 2>/dev/null || true
     wait_until 3 group_gone ||
-        fail "3 s after the master was killed, workers still run: $(proc pids "$SERVER_PID" | tr '\n' ' ') (use prctl(PR_SET_PDEATHSIG) or watch getppid())"
+        fail "3 s after the master was killed, workers still run: $(proc pids "$SERVER_SCOPE" | tr '\n' ' ') (use prctl(PR_SET_PDEATHSIG) or watch getppid())"
 }

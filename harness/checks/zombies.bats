@@ -4,6 +4,9 @@
 # slow: no
 # claim: no zombie child remains after clients leave
 # hint: SIGCHLD must be handled by reaping with waitpid(-1, &status, WNOHANG) in a loop (one signal may stand for several children)
+# hint-02: reap in a loop, while (waitpid(-1, &status, WNOHANG) > 0), since one SIGCHLD may stand for several children
+# hint-08: the master must reap a dead worker (waitpid) before it starts another in its place
+# rule: children-reaped
 
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
@@ -12,13 +15,13 @@ setup() {
 }
 teardown() { lab_teardown; }
 
-no_zombies() { (($(proc zombies "$SERVER_PID") == 0)); }
+no_zombies() { (($(proc zombies "$SERVER_SCOPE") == 0)); }
 
 @test "no zombie child remains after 200 clients leave" {
     client parallel 200 --rounds 1
     client churn 100
     sleep 1
-    wait_until 3 no_zombies || fail "$(proc zombies "$SERVER_PID") zombie children 4 s after 300 clients left"
+    wait_until 3 no_zombies || fail "$(proc zombies "$SERVER_SCOPE") zombie children 4 s after 300 clients left"
 }
 
 @test "08: a worker that dies is reaped" {

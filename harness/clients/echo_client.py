@@ -5,10 +5,13 @@ Each subcommand exercises one behaviour of a running server and exits 0 when
 the server behaved, 1 with one line on stderr saying what was expected and
 what came when it did not, 2 on bad usage.  Every wait is bounded.
 
+    echo_client.py PORT probe [--seconds S]
     echo_client.py PORT short|binary|stream|pipeline|halfclose|halfclose-corked
     echo_client.py PORT halfclose-many [N]
     echo_client.py PORT parallel N
     echo_client.py PORT hold N --ready FILE [--seconds S]
+    echo_client.py PORT served N --ready FILE [--wait S] [--seconds S]
+    echo_client.py PORT drained --ready FILE [--seconds S]
     echo_client.py PORT concurrency serial|parallel [--busy K]
     echo_client.py PORT resets|churn|sigpipe|slowreader [...]
 
@@ -91,6 +94,19 @@ def payload(n, seed):
 
 
 # ---- one-connection checks ------------------------------------------------
+
+def cmd_probe(a):
+    """Does the server echo at all? One line, its echo within --seconds (harness/run's pre-flight)."""
+    s = connect(a.port, timeout=a.seconds)
+    msg = b"anybody there?\n"
+    s.sendall(msg)
+    try:
+        got = recv_exactly(s, len(msg), "a probe", timeout=a.seconds)
+    except CheckFailed:
+        raise CheckFailed(f"the server echoes nothing: a line sent to it got no reply within {a.seconds:g} s")
+    if got != msg:  # an echo, if a wrong one: the echo check says what is wrong with it
+        print(f"a probe came back altered: {got!r}")
+
 
 def cmd_short(a):
     s = connect(a.port)
@@ -389,6 +405,82 @@ def cmd_hold(a):
         s.close()
 
 
+def cmd_served(a):
+    """How many clients a server serves at once, seen from the clients: N connections each send a
+    line at once; --wait seconds later, the number that got their echo back is written to the
+    ready file ("K of N"); the connections are then held until SIGTERM/SIGINT or --seconds."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    socks = [connect(a.port) for _ in range(a.n)]
+    for i, s in enumerate(socks):
+        s.sendall(b"served? %d\n" % i)
+    got = {s: b"" for s in socks}
+    deadline = time.monotonic() + a.wait
+    while time.monotonic() < deadline:
+        waiting = [s for s in socks if not got[s].endswith(b"\n")]
+        if not waiting:
+            break
+        ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+        for s in ready:
+            data = s.recv(100)
+            if not data:
+                raise CheckFailed(f"a client was disconnected after {len(got[s])} bytes instead of being served or left waiting")
+            got[s] += data
+    served = sum(got[s].endswith(b"\n") for s in socks)
+    with open(a.ready, "w") as f:
+        f.write(f"{served} of {a.n}\n")
+    stop.wait(a.seconds)
+    for s in socks:
+        s.close()
+
+
+def cmd_drained(a):
+    """Leave the server idle after it had work to do: a half-close with output pending, a reset
+    mid-stream, then a client whose output backed up in the server (it sends 8 MiB and reads
+    nothing for half a second) and then drained (it reads it all back), held connected and idle.
+    Writes the ready file, then holds that client until SIGTERM/SIGINT or --seconds."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def round_trip(s, data, what, wait_before_reading=0.0, half_close=False):
+        def send():
+            try:
+                s.sendall(data)
+                if half_close:
+                    s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        time.sleep(wait_before_reading)
+        compare(what, data, recv_exactly(s, len(data), what, timeout=30))
+        t.join(30)
+
+    s = connect(a.port)
+    round_trip(s, payload(200_000, 7), "a half-closing client", half_close=True)
+    s.settimeout(10)
+    if s.recv(1) != b"":
+        raise CheckFailed("a half-closing client got more than its bytes back, and no EOF")
+    s.close()
+    s = connect(a.port)
+    s.sendall(payload(100_000, 8))
+    recv_exactly(s, 1000, "a client about to reset")
+    abort(s)
+    # A small receive buffer, set before connecting, and more than the kernel's buffers on both
+    # sides can hold (the server's send buffer grows to 4 MiB): its output must back up.
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    held.settimeout(TIMEOUT)
+    held.connect((HOST, a.port))
+    round_trip(held, payload(8 << 20, 9), "a client whose output backed up, then drained", wait_before_reading=0.5)
+    with open(a.ready, "w") as f:
+        f.write("1\n")
+    stop.wait(a.seconds)
+    held.close()
+
+
 def cmd_concurrency(a):
     """--busy K clients connect and get one echo each; then one more client sends a line.
     parallel: it must be answered within 1 s.  serial: it must NOT be answered while the K stay
@@ -555,6 +647,7 @@ def cmd_slowreader(a):
 
 
 COMMANDS = {
+    "probe": cmd_probe,
     "short": cmd_short,
     "binary": cmd_binary,
     "stream": cmd_stream,
@@ -564,6 +657,8 @@ COMMANDS = {
     "halfclose-many": cmd_halfclose_many,
     "parallel": cmd_parallel,
     "hold": cmd_hold,
+    "served": cmd_served,
+    "drained": cmd_drained,
     "concurrency": cmd_concurrency,
     "resets": cmd_resets,
     "churn": cmd_churn,
@@ -580,6 +675,8 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("short", "binary", "stream", "pipeline", "halfclose", "halfclose-corked"):
         sub.add_parser(name)
+    q = sub.add_parser("probe")
+    q.add_argument("--seconds", type=float, default=5)
     q = sub.add_parser("parallel")
     q.add_argument("n", type=int)
     q.add_argument("--rounds", type=int, default=3)
@@ -588,6 +685,14 @@ def main():
     q.add_argument("--ready", required=True)
     q.add_argument("--seconds", type=float, default=60)
     q.add_argument("--no-verify", dest="verify", action="store_false")
+    q = sub.add_parser("served")
+    q.add_argument("n", type=int)
+    q.add_argument("--ready", required=True)
+    q.add_argument("--wait", type=float, default=2)
+    q.add_argument("--seconds", type=float, default=60)
+    q = sub.add_parser("drained")
+    q.add_argument("--ready", required=True)
+    q.add_argument("--seconds", type=float, default=60)
     q = sub.add_parser("concurrency")
     q.add_argument("mode", choices=("serial", "parallel"))
     q.add_argument("--busy", type=int, default=1)

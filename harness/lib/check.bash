@@ -19,10 +19,13 @@
 #   LAB_JAIL_DIR  the submission's scratch directory (its home and working directory); by default
 #                 one in $BATS_FILE_TMPDIR. LAB_SANDBOX_KIND and LAB_JAIL_UID: see lib/sandbox.bash
 #
-# Every process of the submission (the server, its builds) starts through jail_argv
-# (lib/sandbox.bash): a clean environment, limits, and under harness/run an unprivileged uid. Its
-# stdout, stderr and tool log (fd 9) reach the log files through pipes drained by the check: it
-# can add to its logs, never rewrite them.
+# Every process of the submission (the server, its builds) starts in a sandbox of its own, nested
+# in the check's, then through jail_argv (lib/sandbox.bash: inner_argv and jail_argv): its own PID
+# namespace and mount view (the system's read-only directories, its binary at /lab/server, RAM
+# directories of its own), a clean environment, limits, and under harness/run an unprivileged uid.
+# Its stdout, stderr and tool log (fd 9) reach the log files through pipes drained by the check: it
+# can add to its logs, never rewrite them. The check sees it from outside: SERVER_PID is the server
+# process, SERVER_SCOPE every process of the submission (proctool.py's "tree:INIT").
 #
 # A check fails with one sentence for the student, through bats-support's fail: what was
 # observed, in plain words ("3 zombie children 4 s after 300 clients left"). The check's hint (its
@@ -129,8 +132,13 @@ lab_teardown() {
     # bats sets BATS_TEST_COMPLETED when the test ran to its end (or skipped): not set, it failed.
     [[ -n ${BATS_TEST_COMPLETED:-} ]] || : >"$BATS_FILE_TMPDIR/lab-failed"
     if [[ -f $LAB_LOG/pgids ]]; then
-        # Collected here, with stderr closed: bash reports a job it sees killed ("Killed").
+        # Collected here, with stderr closed: bash reports a job it sees killed ("Killed"). A
+        # submission's sandbox ends with its init ("init:PID"): the kernel kills its whole tree.
         while read -r pg; do
+            if [[ $pg == init:* ]]; then
+                kill -KILL "${pg#init:}" 2>/dev/null
+                continue
+            fi
             { kill -KILL -- "-$pg" && wait "$pg"; } 2>/dev/null || true
         done <"$LAB_LOG/pgids"
         : >"$LAB_LOG/pgids"
@@ -175,12 +183,15 @@ now_ms() {
 }
 
 # wait_until SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds; 1 if it never does.
-wait_until() {
+# poll_until: the same every 5 ms, for what comes within milliseconds (a cheap COMMAND).
+wait_until() { POLL_SECONDS=0.05 poll_every "$@"; }
+poll_until() { POLL_SECONDS=0.005 poll_every "$@"; }
+poll_every() {
     local limit_ms=$(($(now_ms) + ${1%.*} * 1000))
     shift
     until "$@"; do
         (($(now_ms) >= limit_ms)) && return 1
-        sleep 0.05
+        sleep "$POLL_SECONDS"
     done
 }
 
@@ -188,21 +199,29 @@ wait_until() {
 proc() { "$LAB_PYTHON" "$LAB_PROC" "$@"; }
 
 # server_start [WRAPPER... --] [SERVER OPTIONS...]
-# Starts the server on 127.0.0.1, port 0, in its own process group (setsid), through the jail
-# (lib/sandbox.bash), stdout and stderr drained into files by the check (at most 64 MiB each), fd 3
-# closed (bats would wait for it). A tool's log goes to fd 9 (valgrind --log-fd=9, strace -o
-# /proc/self/fd/9), drained into $SERVER_TOOL_LOG. Waits for the ready line and sets SERVER_PID (=
-# its process group), SERVER_PORT, SERVER_OUT and SERVER_ERR. A wrapper (valgrind ..., prlimit ...)
-# goes before "--".
+# Starts the server on 127.0.0.1, port 0, in its own process group (setsid), in the submission's
+# own sandbox and through the jail (lib/sandbox.bash), stdout and stderr drained into files by the
+# check (at most 64 MiB each), fd 3 closed (bats would wait for it). A tool's log goes to fd 9
+# (valgrind --log-fd=9, strace -o /proc/self/fd/9), drained into $SERVER_TOOL_LOG. Waits for the
+# ready line and sets SERVER_PID (the server process), SERVER_JOB (what this shell waits for: the
+# sandbox's bwrap, whose exit status is the server's), SERVER_SCOPE (every process of the
+# submission, for proctool.py), SERVER_PORT, SERVER_OUT and SERVER_ERR. A wrapper (valgrind ...,
+# prlimit ...) goes before "--".
 server_start() {
-    local wrap=() rc o e t no_as=""
+    local wrap=() tracer=() rc o e t no_as="" info init
     if [[ " $* " == *" -- "* ]]; then
         while [[ $1 != -- ]]; do wrap+=("$1"); shift; done
         shift
     fi
+    # strace observes the submission from outside its jail (inside its sandbox): it keeps the
+    # harness's uid, so it can open its log (fd 9, a pipe of the check's) and the server cannot
+    # touch the tracer or what it writes. valgrind is the server's own process: inside the jail.
+    if [[ ${wrap[0]:-} == strace ]]; then
+        tracer=("${wrap[@]}")
+        wrap=()
+    fi
     # valgrind and the sanitizers reserve address space they never use: the cgroup bounds them.
     [[ ${wrap[0]:-} == valgrind || $LAB_SERVER == */server-[a-z]*san ]] && no_as=--no-as
-    jail_argv "$LAB_JAIL_DIR" $no_as
     # Named after the test and the server's rank in it, and created empty before the server
     # starts: the ready-line wait must never read the previous server's file.
     SERVER_K=$((SERVER_K + 1))
@@ -210,8 +229,18 @@ server_start() {
     SERVER_OUT="$LAB_LOG/server$SERVER_N.out"
     SERVER_ERR="$LAB_LOG/server$SERVER_N.err"
     SERVER_TOOL_LOG="$LAB_LOG/server$SERVER_N.tool"
+    info="$LAB_LOG/server$SERVER_N.sandbox"
+    inner_argv "$LAB_LOG/server$SERVER_N.args" --exe --info
+    local server=$LAB_SERVER
+    if ((${#INNER_ARGV[@]})); then
+        jail_argv "$INNER_HOME" $no_as
+        server=/lab/server
+    else
+        jail_argv "$LAB_JAIL_DIR" $no_as
+    fi
     : >"$SERVER_OUT"
     : >"$SERVER_ERR"
+    : >"$info"
     printf '%s\n' "${wrap[*]} $LAB_SERVER -p 0 -b 127.0.0.1 $*" >"$LAB_LOG/server$SERVER_N.cmd"
     # Each drain holds only its own pipe (else one would wait for another's end of file).
     exec {o}> >(exec stdbuf -o0 head -c "$JAIL_LOG_MAX" >"$SERVER_OUT" 3>&-)
@@ -220,12 +249,24 @@ server_start() {
     DRAIN_PIDS+=($!)
     exec {t}> >(exec stdbuf -o0 head -c "$JAIL_LOG_MAX" >"$SERVER_TOOL_LOG" 3>&- {o}>&- {e}>&-)
     DRAIN_PIDS+=($!)
-    setsid "${JAIL_ARGV[@]}" "${wrap[@]}" "$LAB_SERVER" -p 0 -b 127.0.0.1 "$@" \
-        >&"$o" 2>&"$e" 9>&"$t" {o}>&- {e}>&- {t}>&- </dev/null 3>&- &
-    SERVER_PID=$!
+    setsid "${INNER_ARGV[@]}" "${tracer[@]}" "${JAIL_ARGV[@]}" "${wrap[@]}" "$server" -p 0 -b 127.0.0.1 "$@" \
+        >&"$o" 2>&"$e" 9>&"$t" {o}>&- {e}>&- {t}>&- </dev/null 3>&- 8<"$LAB_LOG/server$SERVER_N.args" 7<"$LAB_SERVER" 6>"$info" &
+    SERVER_JOB=$!
+    SERVER_PID=$SERVER_JOB SERVER_SCOPE="group:$SERVER_JOB"
     exec {o}>&- {e}>&- {t}>&-
-    echo "$SERVER_PID" >>"$LAB_LOG/pgids"
-    SERVER_PORT=$(proc ready "$SERVER_OUT" "$SERVER_PID" "$LAB_START_TIMEOUT") && return 0
+    echo "$SERVER_JOB" >>"$LAB_LOG/pgids"
+    if ((${#INNER_ARGV[@]})); then
+        # The sandbox's init (bwrap says which), whose child is the server; its tree is the submission.
+        # Both come within milliseconds: polled every 5 ms (every server start of every check pays it).
+        poll_until "$LAB_START_TIMEOUT" sandbox_started "$info" || true
+        init=$(sed -nE 's/^ *"child-pid": ([0-9]+),?$/\1/p' "$info")
+        if [[ -n $init ]]; then
+            echo "init:$init" >>"$LAB_LOG/pgids"
+            SERVER_SCOPE="tree:$init"
+            poll_until "$LAB_START_TIMEOUT" server_found "$init" || true
+        fi
+    fi
+    SERVER_PORT=$(proc ready "$SERVER_OUT" "$SERVER_JOB" "$LAB_START_TIMEOUT") && return 0
     rc=$?
     if ((rc == 1)); then
         fail "the server exited ($(server_death)) before printing its ready line; its stderr ends with: $(tail -n 2 "$SERVER_ERR" | tr '\n' ' ')"
@@ -233,10 +274,25 @@ server_start() {
     fi
     fail "the server printed no 'listening on ADDR:PORT' line within $LAB_START_TIMEOUT s"
 }
+sandbox_started() { grep -q '"child-pid"' "$1" || ! kill -0 "$SERVER_JOB" 2>/dev/null; }
+# server_found INIT: the sandbox's init has its child, the server: SERVER_PID (or the sandbox ended).
+# Under strace the child is the tracer, and the server its child.
+server_found() {
+    local child
+    child=$(proc children "$1" | head -n 1)
+    if [[ -n $child && $(cat "/proc/$child/comm" 2>/dev/null) == strace ]]; then
+        child=$(proc children "$child" | head -n 1)
+    fi
+    if [[ -n $child ]]; then
+        SERVER_PID=$child
+        return 0
+    fi
+    ! kill -0 "$1" 2>/dev/null
+}
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
-# No live process left in the server's process group.
-group_gone() { [[ -z $(proc pids "$SERVER_PID") ]]; }
+# No live process of the submission left (its sandbox's tree, or its process group).
+group_gone() { [[ -z $(proc pids "$SERVER_SCOPE") ]]; }
 
 # stop_with_stuck PID WHAT: SIGSTOP the server's child PID (WHAT: "child", "worker"), then SIGTERM
 # the server: it must exit 0 within 3 s with nothing left. A stopped process cannot act on SIGTERM
@@ -251,9 +307,10 @@ stop_with_stuck() {
     group_gone || fail "the stopped $what $pid was still there when the server exited: it must wait \
 for every $what (and SIGKILL one that does not stop in time) before it exits"
 }
-# Exited: gone, or a zombie waiting for this shell to collect its status. A process whose main
-# thread returned while other threads still run also shows Z; it has not exited until
-# /proc/PID/task holds the main thread alone (else `wait` below could block unbounded).
+# Exited: gone, or a zombie waiting for its parent (this shell, or its sandbox's init) to collect
+# its status. A process whose main thread returned while other threads still run also shows Z; it
+# has not exited until /proc/PID/task holds the main thread alone (else `wait` below could block
+# unbounded).
 server_exited() {
     server_alive || return 0
     ! pid_running "$SERVER_PID" || return 1
@@ -271,17 +328,22 @@ server_stop() {
         SERVER_STOP_MS=$(($(now_ms) - t0))
         return 1
     fi
-    wait "$SERVER_PID"
+    # The sandbox's bwrap ends with the server, with its status (128 + N for a signal N).
+    wait_until 2 job_ended || true
+    wait "$SERVER_JOB"
     SERVER_STATUS=$?
     # shellcheck disable=SC2034 # read by the checks (shutdown.bats measures it)
     SERVER_STOP_MS=$(($(now_ms) - t0))
     drains_settle 2 || true
 }
 
+job_ended() { ! pid_running "$SERVER_JOB"; }
+
 # How the server died, from the status bash saw.
 server_death() {
     local st
-    wait "$SERVER_PID" 2>/dev/null
+    wait_until 2 job_ended || true
+    wait "$SERVER_JOB" 2>/dev/null
     st=$?
     drains_settle 2 || true
     if ((st > 128)); then
@@ -293,7 +355,13 @@ server_death() {
 
 # assert_server_alive WHILE: fail if the server died, saying how and while doing what.
 assert_server_alive() {
-    server_alive || fail "the server died $1 ($(server_death))"
+    server_alive && return 0
+    local how last
+    how=$(server_death)
+    # Its last words: often the cause itself ("select: Bad file descriptor"), which a student
+    # should not have to find in a log file.
+    last=$(grep -v -E '^[+-] |^\[w[0-9]+\] [+-] ' "$SERVER_ERR" 2>/dev/null | tail -n 1 | cut -c1-200 || true)
+    fail "the server died $1 ($how)${last:+; the last line of its stderr: $last}"
 }
 
 # measured TEXT: a figure shown under the check's result (bats prints fd 3 as a TAP comment).
@@ -351,29 +419,40 @@ release_clients() {
     wait "$HOLD_PID" 2>/dev/null || true
 }
 
-# cpu_below PERCENT SECONDS: the server's process group uses under PERCENT of one core over the
-# next SECONDS; sets CPU_PCT to what it used.
+# cpu_below PERCENT SECONDS: the submission's processes use under PERCENT of one core over the
+# next SECONDS; sets CPU_PCT to what they used.
 cpu_below() {
-    CPU_PCT=$(proc cpu "$SERVER_PID" "$2")
+    CPU_PCT=$(proc cpu "$SERVER_SCOPE" "$2")
     awk -v used="$CPU_PCT" -v max="$1" 'BEGIN { exit !(used < max) }'
 }
 
 # The lab's compiler flags, shared with the Makefile (one place: harness/lib/cflags).
 lab_cflags() { cat "$LAB_ROOT/harness/lib/cflags"; }
 
-# lab_compile CC OUT FLAGS...: compile LAB_SRC in the jail (the compiler reads what the submission
-# names: #include "/etc/shadow" must fail), to OUT, owned by the harness once built; the
-# compiler's output in $LAB_LOG/compile.log. Refuses a binary that overrides the sanitizers'
-# options (lib/sandbox.bash, forged_options).
+# lab_compile CC OUT FLAGS...: compile LAB_SRC in the submission's sandbox and jail (the compiler
+# reads what the submission names: #include "/etc/shadow" must fail), to OUT, owned by the harness
+# once built; the compiler's output in $LAB_LOG/compile.log. Refuses a binary that overrides the
+# sanitizers' options (lib/sandbox.bash, forged_options).
 lab_compile() {
-    local cc=$1 out=$2 forged
+    local cc=$1 out=$2 forged built src=$LAB_SRC dest
     shift 2
-    jail_argv "$LAB_JAIL_DIR" --build
-    rm -f "$LAB_JAIL_DIR/a.out"
+    mkdir -p "$LAB_JAIL_DIR/out"
+    [[ -z ${LAB_JAIL_UID:-} ]] || chown "$LAB_JAIL_UID" "$LAB_JAIL_DIR/out"
+    built="$LAB_JAIL_DIR/out/a.out"
+    rm -f "$built"
+    inner_argv "$LAB_LOG/compile.args" --src --out "$LAB_JAIL_DIR/out"
+    dest=$built
+    if ((${#INNER_ARGV[@]})); then
+        jail_argv "$INNER_HOME" --build
+        src=/lab/server.c dest=/lab/out/a.out
+    else
+        jail_argv "$LAB_JAIL_DIR" --build
+    fi
     # Bounded in time and memory, as harness/run's own build is.
     # shellcheck disable=SC2046 # the flags are words
-    timeout -k 5 "$BUILD_SECONDS" "${JAIL_ARGV[@]}" "$cc" $(lab_cflags) "$@" -o "$LAB_JAIL_DIR/a.out" "$LAB_SRC" \
-        >"$LAB_LOG/compile.log" 2>&1 </dev/null
+    timeout -k 5 "$BUILD_SECONDS" "${INNER_ARGV[@]}" "${JAIL_ARGV[@]}" "$cc" $(lab_cflags) "$@" \
+        -o "$dest" "$src" \
+        >"$LAB_LOG/compile.log" 2>&1 </dev/null 8<"$LAB_LOG/compile.args" 7<"$LAB_SRC"
     local rc=$?
     if ((rc == 124 || rc == 137)); then
         echo "error: the build took more than $BUILD_SECONDS s" >>"$LAB_LOG/compile.log"
@@ -381,7 +460,7 @@ lab_compile() {
     fi
     ((rc == 0)) || return 1
     mkdir -p "$(dirname "$out")"
-    install -m 755 "$LAB_JAIL_DIR/a.out" "$out" && rm -f "$LAB_JAIL_DIR/a.out" || return 1
+    install -m 755 "$built" "$out" && rm -f "$built" || return 1
     forged=$(forged_options "$out")
     if [[ -n $forged ]]; then
         echo "error: the submission defines $forged, which would override the sanitizers' options the harness sets" >>"$LAB_LOG/compile.log"
@@ -418,22 +497,55 @@ stop_after_workload() {
     ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM, expected 0"
 }
 
-# The active count of the last "+"/"-" log line of each log tag ("" or "[w1] "...), one per line.
-last_active_counts() {
-    sed -nE 's/^(\[[^]]*\] )?[+-] [^ ]+ \(([0-9]+) active\)$/\1|\2/p' "$SERVER_ERR" |
-        awk -F'|' '{ last[$1] = $2 } END { for (t in last) print last[t] }'
+# log_ledger [--before-stop]: what the "+"/"-" log lines say, judged as the contract states it
+# and whatever order concurrent lines reached stderr in (a pool or a threaded server that logs
+# outside its lock writes them out of order). Per log tag ("" or "[w1] "): every connection logged
+# "+" is logged "-" (the same ADDR:PORT), and the counts are those of one counter that rose and
+# fell by one and came back to 0: for every value v >= 1, as many "+" lines say "(v active)" as
+# "-" lines say "(v-1 active)". Prints one sentence per thing that is off (nothing when all is
+# right). --before-stop: only the lines before "shutting down".
+log_ledger() {
+    awk -v before_stop="$([[ ${1:-} == --before-stop ]] && echo 1)" '
+        before_stop && /^shutting down$/ { exit }
+        match($0, /^(\[[^]]*\] )?[+-] [^ ]+ \([0-9]+ active\)$/) {
+            tag = ""; line = $0
+            if (substr(line, 1, 1) == "[") { tag = substr(line, 1, index(line, "] ") + 1); line = substr(line, length(tag) + 1) }
+            split(line, f, " "); sign = f[1]; addr = f[2]; n = substr(f[3], 2) + 0
+            tags[tag] = 1
+            if (sign == "+") { plus[tag, n]++; open[tag, addr]++; if (n > top[tag]) top[tag] = n }
+            else { minus[tag, n]++; open[tag, addr]--; if (n + 1 > top[tag]) top[tag] = n + 1 }
+            if (!((tag, addr) in seen)) { seen[tag, addr] = 1; order[++k] = tag SUBSEP addr }
+        }
+        END {
+            for (i = 1; i <= k; i++) if (open[order[i]] > 0) { unclosed++; if (!first) first = order[i] }
+            if (unclosed) { split(first, p, SUBSEP); printf "%d connection(s) logged \"+\" but never \"-\" (the first: %s%s)\n", unclosed, p[1], p[2] }
+            for (t in tags) for (v = 1; v <= top[t]; v++) if (plus[t, v] + 0 != minus[t, v - 1] + 0) {
+                printf "the counts do not add up%s: %d \"+\" line(s) say (%d active) but %d \"-\" line(s) say (%d active)\n", (t == "" ? "" : " for " substr(t, 1, length(t) - 1)), plus[t, v], v, minus[t, v - 1], v - 1
+                break
+            }
+        }' "$SERVER_ERR"
 }
-all_counts_zero() { ! last_active_counts | grep -qv '^0$'; }
+ledger_right() { [[ -z $(log_ledger "$@") ]]; }
 
-# vg_bad_pids LOG: the first process in a valgrind log (lines headed ==PID==) whose last error summary
-# is not "0 errors", or that has none; nothing when every process is clean.
-vg_bad_pids() {
+# vg_verdicts LOG: the processes of a valgrind log (lines headed ==PID==) that are not clean, one
+# "PID errors" (its last error summary is not "0 errors") or "PID unsummarised" (no summary: it was
+# killed before valgrind could write one) a line, the first process of the log (the server itself)
+# marked "first"; nothing when every process is clean.
+vg_verdicts() {
     awk 'match($0, /^==[0-9]+==/) {
              pid = substr($0, 3, RLENGTH - 4); if (!(pid in seen)) { seen[pid] = 1; order[++n] = pid }
-             if ($0 ~ /ERROR SUMMARY: /) summary[pid] = ($0 ~ /ERROR SUMMARY: 0 errors/) ? "ok" : "bad"
+             if ($0 ~ /ERROR SUMMARY: /) summary[pid] = ($0 ~ /ERROR SUMMARY: 0 errors/) ? "ok" : "errors"
          }
-         END { for (i = 1; i <= n; i++) if (summary[order[i]] != "ok") { print order[i]; exit } }' "$1"
+         END { for (i = 1; i <= n; i++) if (summary[order[i]] != "ok")
+                   print order[i], (summary[order[i]] == "errors" ? "errors" : "unsummarised"), (i == 1 ? "first" : "") }' "$1"
 }
+
+# tool_opts: the chapter options of the checks that run the server under a tool (valgrind, the
+# sanitizers): 08 with 2 workers, whatever the machine's CPU count (its default), so that a slowed
+# master and its workers stop within the tool's deadline on any machine.
+declare -gA TOOL_OPTS=([08]="-w 2")
+# shellcheck disable=SC2086 # the options are words
+tool_opts() { [[ -z ${TOOL_OPTS[$LAB_CHAPTER]:-} ]] || printf '%s\n' ${TOOL_OPTS[$LAB_CHAPTER]}; }
 
 # files_matching GLOB...: the files that exist, one per line (nothing, and success, if none).
 files_matching() {

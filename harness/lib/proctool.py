@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
 """What the harness observes of a running server from outside, through /proc.
 
-    proctool.py pids PGID              live processes of the server's process group, one per line
-    proctool.py fds PGID               open descriptors of the whole group
-    proctool.py zombies PGID           zombie processes in the group (children nobody reaped)
-    proctool.py threads PID            threads of one process
-    proctool.py rss PGID               resident memory of the whole group, KiB
+A SCOPE is the whole submission: "tree:INIT", every process below INIT, the init of the
+submission's own sandbox (lib/sandbox.bash: a process that leaves its group or session with
+setsid() is still there, and INIT itself, the harness's, is not counted); or "group:PGID" (or a
+bare PGID), a process group, where there is no sandbox (plain bats).
+
+    proctool.py pids SCOPE             live processes of the submission, one per line
+    proctool.py fds SCOPE              open descriptors of all its processes
+    proctool.py zombies SCOPE          zombie processes in it (children nobody reaped)
+    proctool.py threads SCOPE|PID      threads of all its processes (of one process: a bare PID)
+    proctool.py rss SCOPE              resident memory of all its processes, KiB
     proctool.py children PID           direct children of PID that are alive (not zombies)
-    proctool.py cpu PGID SECONDS       CPU used by the group over the next SECONDS, in percent of
-                                       one core (user + system, every process of the group)
-    proctool.py peak rss|threads ID --while PID
-                                       the peak of the group's memory (KiB, ID a PGID) or of one
-                                       process's threads (ID a PID), sampled every 0.05 s while
-                                       process PID lives (at most 600 s)
+    proctool.py cpu SCOPE SECONDS      CPU used by the submission over the next SECONDS, in percent
+                                       of one core (user + system, its processes and those that
+                                       ended and were reaped meanwhile)
+    proctool.py peak rss|threads SCOPE --while PID
+                                       the peak of its memory (KiB) or threads, sampled every
+                                       0.05 s while process PID lives (at most 600 s)
     proctool.py ready FILE PID SECONDS wait for the ready line "listening on ADDR:PORT" in FILE,
                                        written by process PID: prints the port; exit 1 if PID
                                        exits first, 3 on the time limit
-    proctool.py sigpipe PGID           tasks of the group exposed to SIGPIPE (neither ignored,
-                                       caught nor blocked in that thread), one "PID/TID (name)"
-                                       a line, nothing when all are safe; a tracer (strace) in the
-                                       group is left out; exit 1 if no process of the group lives
+    proctool.py sigpipe SCOPE          tasks of the submission exposed to SIGPIPE (neither
+                                       ignored, caught nor blocked in that thread), one "PID/TID
+                                       (name)" a line, nothing when all are safe; a tracer (strace)
+                                       is left out; exit 1 if none of its processes lives
     proctool.py socket-writes LOG...   read strace -f -yy logs: one line naming the first kind of
                                        write to a TCP socket that can raise SIGPIPE (write(),
                                        writev(), sendfile(), splice(), send*() without
@@ -49,21 +54,44 @@ def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def group(pgid):
-    """(pid, fields) for every process whose process group is pgid."""
-    out = []
+def all_stats():
+    out = {}
     for pid in all_pids():
         try:
-            f = stat_fields(pid)
+            out[pid] = stat_fields(pid)
         except (OSError, ValueError):
             continue
-        if int(f[2]) == pgid:  # field 5 of stat: pgrp
-            out.append((pid, f))
     return out
 
 
-def live(pgid):
-    return [pid for pid, f in group(pgid) if f[0] != "Z"]
+def parse_scope(text):
+    """("tree", INIT) or ("group", PGID) from "tree:N", "group:N" or "N"."""
+    kind, _, n = text.rpartition(":")
+    if kind not in ("", "tree", "group") or not n.isdigit():
+        sys.exit(__doc__)
+    return (kind or "group", int(n))
+
+
+def group(scope):
+    """(pid, fields) for every process of the scope: below the tree's init, or in the group (a
+    bare number: a process group, as harness/bench/run passes it)."""
+    kind, n = scope if isinstance(scope, tuple) else ("group", scope)
+    stats = all_stats()
+    if kind == "group":
+        return [(pid, f) for pid, f in stats.items() if int(f[2]) == n]  # field 5 of stat: pgrp
+    children = {}
+    for pid, f in stats.items():
+        children.setdefault(int(f[1]), []).append(pid)  # field 4: ppid
+    out, todo = [], list(children.get(n, []))
+    while todo:
+        pid = todo.pop()
+        out.append((pid, stats[pid]))
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def live(scope):
+    return [pid for pid, f in group(scope) if f[0] != "Z"]
 
 
 def count_fds(pid):
@@ -80,9 +108,9 @@ def count_threads(pid):
         return 0
 
 
-def group_rss(pgid):
+def group_rss(scope):
     total = 0
-    for pid in live(pgid):
+    for pid in live(scope):
         try:
             with open(f"/proc/{pid}/status") as st:
                 total += next((int(l.split()[1]) for l in st if l.startswith("VmRSS:")), 0)
@@ -91,8 +119,21 @@ def group_rss(pgid):
     return total
 
 
-def group_cpu_seconds(pgid):
-    return sum(int(f[11]) + int(f[12]) for _, f in group(pgid)) / TICKS
+def group_cpu_seconds(scope):
+    """utime + stime of its processes, and in a tree their reaped children's (cutime + cstime),
+    the init's included: a process that ends and is reaped keeps counting."""
+    if not isinstance(scope, tuple) or scope[0] == "group":
+        return sum(int(f[11]) + int(f[12]) for _, f in group(scope)) / TICKS
+    ticks = sum(sum(int(x) for x in f[11:15]) for _, f in group(scope))
+    try:
+        ticks += sum(int(x) for x in stat_fields(scope[1])[13:15])
+    except (OSError, ValueError):
+        pass
+    return ticks / TICKS
+
+
+def group_threads(scope):
+    return sum(count_threads(pid) for pid in live(scope))
 
 
 def alive(pid):
@@ -117,6 +158,11 @@ def cmd_zombies(n):
 
 
 def cmd_threads(n):
+    if isinstance(n, tuple):
+        if not live(n):
+            sys.exit("proctool: no process of the submission is left")
+        print(group_threads(n))
+        return
     if not os.path.isdir(f"/proc/{n}"):
         sys.exit(f"proctool: process {n} is gone")
     print(count_threads(n))
@@ -146,7 +192,7 @@ def cmd_cpu(n, seconds):
 def cmd_peak(what, n, flag, pid):
     if flag != "--while" or what not in ("rss", "threads"):
         sys.exit(__doc__)
-    sample = group_rss if what == "rss" else count_threads
+    sample = group_rss if what == "rss" else group_threads
     peak, deadline = 0, time.monotonic() + 600
     while alive(int(pid)) and time.monotonic() < deadline:
         peak = max(peak, sample(n))
@@ -199,7 +245,7 @@ def cmd_sigpipe(n):
         if tasks:
             procs[pid] = tasks
     if not procs:
-        sys.exit(f"proctool: process group {n} has no live process")
+        sys.exit("proctool: no process of the submission is left")
     # A wrapper that traces the server (setsid strace -f ... ./server) is in the group too: it is
     # not the server, whatever it does with SIGPIPE.
     tracers = {int(st.get("TracerPid", "0")) for tasks in procs.values() for _, st in tasks}
@@ -390,11 +436,14 @@ def main():
         return
     if len(args) != nargs:
         sys.exit(__doc__)
-    # The process (group) id: the first argument; the second for peak and ready.
+    # The scope or process id: the first argument; the second for peak and ready.
     first = 1 if sys.argv[1] in ("peak", "ready") else 0
-    if not args[first].isdigit():
-        sys.exit(__doc__)
-    args[first] = int(args[first])
+    if sys.argv[1] in ("ready", "children") or (sys.argv[1] == "threads" and args[0].isdigit()):
+        if not args[first].isdigit():
+            sys.exit(__doc__)
+        args[first] = int(args[first])
+    else:
+        args[first] = parse_scope(args[first])
     fn(*args)
 
 

@@ -9,12 +9,21 @@
 # log directory). Other submissions are hidden (LAB_SANDBOX_HIDE). As root, the job also runs in
 # its own memory and pids cgroup where a controller is available (v1 or v2).
 #
-# Inner layer, one per process of the submission (jail_argv): a clean environment, limits
-# (processes, CPU time, file size, open files, address space except under valgrind and the
-# sanitizers), no new privileges, and as root an unprivileged uid of its own (RLIMIT_NPROC counts
-# per uid and does not bind root; every job graded at once has its own uid). The harness's own
-# processes (bats, the clients) keep the instructor's uid: the submission cannot signal, trace or
-# write to them, and its output reaches the logs through pipes drained by the harness.
+# Inner layer, one per process of the submission (inner_argv, then jail_argv): a second
+# bubblewrap sandbox nested in the check's, with a PID namespace of its own (it cannot see, signal
+# or trace a process of the check, nor tell that a probe runs) and a mount view holding only the
+# system's read-only directories (/usr and its links, a few files of /etc), fresh /proc and /dev,
+# and sized RAM directories of its own: /lab/work (its home and working directory), /tmp and
+# /dev/shm. Its binary is a copy at /lab/server, its source (to build) at /lab/server.c: no path of
+# the lab, of the check or of another submission is in view, nor the sockets of /run; the working
+# directory, host name and paths are the same in every check. Its options are read from a file
+# (bwrap --args), so that its init's command line names no path either. Then a clean environment,
+# limits (processes, CPU time, file size, open files, address space except under valgrind and the
+# sanitizers), no new privileges, and as root an unprivileged uid that no other grading on the
+# machine holds (RLIMIT_NPROC counts per uid and does not bind root). The harness's own processes
+# (bats, the clients) keep the instructor's uid: the submission cannot signal, trace or write to
+# them, and its output reaches the logs through pipes drained by the harness. The checks watch it
+# from outside, through the whole tree of its sandbox's init: a setsid() child is counted.
 #
 # As a normal user there is no second uid: bwrap makes a user namespace, the submission runs with
 # the instructor's uid inside it (the view is still read-only, the namespaces and limits the same),
@@ -41,6 +50,11 @@ BUILD_SECONDS=${LAB_BUILD_SECONDS:-60}
 BUILD_AS=${LAB_BUILD_AS:-2147483648}       # 2 GiB of address space
 # The sandbox's /tmp (RAM): its size.
 SANDBOX_TMP_SIZE=${LAB_SANDBOX_TMP_SIZE:-268435456}  # 256 MiB
+# Each of the submission's own RAM directories (/lab/work, /tmp, /dev/shm): its size.
+INNER_TMP_SIZE=${LAB_INNER_TMP_SIZE:-67108864}      # 64 MiB
+# What the submission sees of /etc: what the C library, the compilers and valgrind read.
+INNER_ETC=(/etc/alternatives /etc/ld.so.cache /etc/ld.so.conf /etc/ld.so.conf.d /etc/localtime
+    /etc/hosts /etc/nsswitch.conf /etc/protocols /etc/services /sys/devices/system/cpu)
 
 # sandbox_init: what this machine allows. Sets
 #   SANDBOX_KIND     root (bwrap + another uid + cgroups), user (bwrap in a user namespace) or none
@@ -177,6 +191,60 @@ sandbox_argv() {
     SANDBOX_ARGV+=(--)
 }
 
+# inner_argv ARGSFILE [--exe | --src] [--out DIR] [--info]: the submission's own sandbox, nested in
+# the check's, into INNER_ARGV (empty when there is no sandbox: plain bats, or none on this machine),
+# its options into ARGSFILE. The caller runs "${INNER_ARGV[@]}" "${JAIL_ARGV[@]}" COMMAND... with
+# ARGSFILE on fd 8, and: with --exe the binary on fd 7 (a copy of it is /lab/server), with --src
+# the source on fd 7 (/lab/server.c); --out DIR is writable as /lab/out (a build's output); with
+# --info, fd 6 receives bwrap's JSON whose child-pid is the sandbox's init (its tree is the
+# submission). Then jail_argv's directory is INNER_HOME.
+INNER_HOME=/lab/work
+inner_argv() {
+    local file=$1 data="" out="" info=0 d
+    shift
+    INNER_ARGV=()
+    while (($#)); do
+        case $1 in
+            --exe) data=/lab/server ;;
+            --src) data=/lab/server.c ;;
+            --out) out=$2; shift ;;
+            --info) info=1 ;;
+        esac
+        shift
+    done
+    : >"$file"  # the callers read it on fd 8 whether or not there is a sandbox
+    [[ ${LAB_SANDBOX_KIND:-none} == root || ${LAB_SANDBOX_KIND:-none} == user ]] || return 0
+    # LAB_INNER_SANDBOX=0: the check's sandbox alone (harness/tests/hostile/run --teeth-inner shows
+    # what this layer stops).
+    [[ ${LAB_INNER_SANDBOX:-1} == 1 ]] || return 0
+    {
+        printf '%s\0' --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --new-session --ro-bind /usr /usr
+        for d in /bin /sbin /lib /lib32 /lib64 /libx32; do
+            if [[ -L $d ]]; then
+                printf '%s\0' --symlink "$(readlink "$d")" "$d"
+            elif [[ -d $d ]]; then
+                printf '%s\0' --ro-bind "$d" "$d"
+            fi
+        done
+        # bwrap would make the directories above a bind 0700: the jail's uid could not reach them.
+        printf '%s\0' --perms 0755 --dir /etc --perms 0755 --dir /sys --perms 0755 --dir /sys/devices \
+            --perms 0755 --dir /sys/devices/system
+        for d in "${INNER_ETC[@]}"; do
+            [[ -e $d ]] && printf '%s\0' --ro-bind "$d" "$d"
+        done
+        printf '%s\0' --proc /proc --dev /dev --perms 1777 --size "$INNER_TMP_SIZE" --tmpfs /tmp \
+            --perms 1777 --size "$INNER_TMP_SIZE" --tmpfs /dev/shm --perms 0755 --dir /lab \
+            --perms 1777 --size "$INNER_TMP_SIZE" --tmpfs "$INNER_HOME"
+        [[ $data == /lab/server ]] && printf '%s\0' --perms 0555 --ro-bind-data 7 /lab/server
+        [[ $data == /lab/server.c ]] && printf '%s\0' --perms 0444 --ro-bind-data 7 /lab/server.c
+        [[ -n $out ]] && printf '%s\0' --bind "$out" /lab/out
+        ((info)) && printf '%s\0' --info-fd 6
+        printf '%s\0' --chdir "$INNER_HOME"
+    } >"$file"
+    # Its init is a fork of this bwrap: with no environment, and no path on its command line.
+    INNER_ARGV=(env -i PATH=/usr/local/bin:/usr/bin:/bin bwrap --args 8 --)
+}
+
 # jail_uid_lock FILE: as root, sets LAB_JAIL_UID to a uid that no other grading on this machine
 # holds, for as long as this shell runs (harness/lib/uidlock.py holds a lock on it until the pipe
 # this shell keeps open ends); FILE receives its slot. Nothing to do otherwise. 1 if none was had.
@@ -253,28 +321,34 @@ sandbox_probe() {
     chmod 755 "$dir"
     jail_uid_lock "$dir/uid" || { echo "no jail uid could be had"; rm -rf "$dir"; return 1; }
     uid=$LAB_JAIL_UID
-    [[ -z $uid ]] || chown "$uid" "$dir"
     sandbox_argv --rw "$dir"
-    LAB_SANDBOX_KIND=$SANDBOX_KIND LAB_JAIL_UID=$uid jail_argv "$dir"
+    LAB_SANDBOX_KIND=$SANDBOX_KIND inner_argv "$dir/args"
+    LAB_SANDBOX_KIND=$SANDBOX_KIND LAB_JAIL_UID=$uid jail_argv "$INNER_HOME"
     # shellcheck disable=SC2016 # expanded by that bash
-    "${SANDBOX_ARGV[@]}" "${JAIL_ARGV[@]}" bash -c '
-        root=$1 kind=$2 want_uid=$3 nproc=$4
+    "${SANDBOX_ARGV[@]}" "${INNER_ARGV[@]}" "${JAIL_ARGV[@]}" bash -c '
+        # The paths come with % for / (else they would be on the command lines looked at).
+        root=${1//%//} kind=$2 want_uid=$3 nproc=$4 probe=${5//%//}
         ifs=$(awk -F: "NR > 2 { gsub(/ /, \"\", \$1); print \$1 }" /proc/net/dev | grep -vx lo)
         [[ -z $ifs ]] || echo "network interfaces beyond loopback are visible: $ifs"
-        n=$(ls -d /proc/[0-9]* | wc -l)
-        ((n < 20)) || echo "$n processes are visible: no private PID namespace"
+        for p in /proc/[0-9]*; do
+            tr "\0" " " <"$p/cmdline" 2>/dev/null | grep -q -- "--unshare-ne[t]" && echo "a process of the check is visible: $p"
+        done
         lim=$(ulimit -u)
         [[ $lim == "$nproc" ]] || echo "the process limit is $lim, not $nproc"
         if [[ $kind == root ]]; then
             [[ $(id -u) == "$want_uid" && $(id -u) != 0 ]] || echo "runs as uid $(id -u), not $want_uid"
-            grep -q "lab-" /proc/self/cgroup || echo "not in the run'"'"'s cgroups"
         fi
-        f=$root/.lab-probe-$$
-        if (: >"$f") 2>/dev/null; then rm -f "$f"; echo "the harness tree $root is writable"; fi
-        # As a normal user the private /tmp belongs to the user namespace: writable, and thrown away.
-        if [[ $kind == root ]] && (: >/tmp/.lab-probe-$$) 2>/dev/null; then rm -f /tmp/.lab-probe-$$; echo "/tmp is writable"; fi
-        [[ -w $HOME ]] || echo "its scratch directory is not writable"
-    ' probe "$LAB_ROOT_DIR" "$SANDBOX_KIND" "$uid" "$JAIL_NPROC" >"$dir/out" 2>&1 || rc=1
+        for p in "$root" "$probe" /run /var /home /root /etc/shadow /etc/passwd; do
+            [[ ! -e $p ]] || echo "$p is in view"
+        done
+        tr "\0" " " </proc/1/cmdline | grep -qe "$root" -e "$probe" && echo "its init names a path of the lab: $(tr "\0" " " </proc/1/cmdline)"
+        for d in "$HOME" /tmp /dev/shm; do
+            f=$d/.lab-probe-$$
+            if (: >"$f") 2>/dev/null; then rm -f "$f"; else echo "$d is not writable"; fi
+            grep -q " $d .* - tmpfs " /proc/self/mountinfo || echo "$d is not a RAM directory of its own"
+        done
+        [[ $PWD == /lab/work && $(hostname) == "$(cat /proc/sys/kernel/hostname)" ]] || echo "working directory $PWD"
+    ' probe "${LAB_ROOT_DIR//\//%}" "$SANDBOX_KIND" "$uid" "$JAIL_NPROC" "${dir//\//%}" >"$dir/out" 2>&1 8<"$dir/args" || rc=1
     jail_uid_unlock
     if [[ -s $dir/out ]]; then
         cat "$dir/out"

@@ -50,8 +50,8 @@ grade_bad() { one_line_error grade "$@"; }
 @test "bad input: --bin with two chapters" { bad_input "grade one chapter" 01 02 --bin "$FX/bin/dies"; }
 @test "bad input: a submission that does not compile" { bad_input "does not compile" 01 --dir "$FX/nocompile"; }
 @test "bad input: a directory without server.c" { bad_input "no server.c" 01 --dir "$FX/bin"; }
-@test "bad input: a server that dies at start" { bad_input "exited at start (status 1)" 01 --bin "$FX/bin/dies"; }
-@test "bad input: a server that never prints its ready line" { bad_input "never printed its ready line" 01 --bin "$FX/bin/silent"; }
+@test "bad input: a server that dies at start" { bad_input "did not start: exited (exit status 1) before printing its ready line" 01 --bin "$FX/bin/dies"; }
+@test "bad input: a server that never prints its ready line" { bad_input "did not start: printed no 'listening on ADDR:PORT' line within 10 s" 01 --bin "$FX/bin/silent"; }
 @test "bad input: a submission that sets the sanitizers' options is refused" { bad_input "defines __tsan_default_options" 01 --dir "$FX/forger"; }
 @test "bad input: --extra-checks without checks" { bad_input "no .bats file in" 01 --extra-checks "$FX/bin"; }
 
@@ -63,7 +63,7 @@ grade_bad() { one_line_error grade "$@"; }
 
 @test "untrusted text: a dying server's escapes and bidi overrides reach neither the terminal nor the reports" {
     run -2 "$ROOT/harness/run" 01 --bin "$FX/bin/escapes" --json "$BATS_TEST_TMPDIR/r.json"
-    assert_output --partial "exited at start (status 1)"
+    assert_output --partial "did not start: exited (exit status 1)"
     assert_output --partial "?[31mred ?evil"
     refute_output --regexp $'[\r\033]'
     run ! grep -qP '\\u001b|\\u202e|\x1b' "$BATS_TEST_TMPDIR/r.json"
