@@ -384,13 +384,29 @@ def cmd_parallel(a):
     asyncio.run(crowd(a.port, a.n, a.rounds))
 
 
+def stop_event():
+    """An event set by SIGTERM or SIGINT: how the checks end a client that holds connections."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def hold_then_close(stop, a, socks, ready_text):
+    """Write ready_text to the ready file, hold the connections until SIGTERM/SIGINT or
+    --seconds, then close them all."""
+    with open(a.ready, "w") as f:
+        f.write(ready_text + "\n")
+    stop.wait(a.seconds)
+    for s in socks:
+        s.close()
+
+
 def cmd_hold(a):
     """Open N connections, check each one echoes, write the ready file, then hold them
     idle until SIGTERM/SIGINT or --seconds, and close them all."""
     socks = []
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event()
     for i in range(a.n):
         s = connect(a.port)
         socks.append(s)
@@ -398,20 +414,14 @@ def cmd_hold(a):
             msg = b"hold %d\n" % i
             s.sendall(msg)
             compare(f"held connection {i}", msg, recv_exactly(s, len(msg), f"held connection {i}"))
-    with open(a.ready, "w") as f:
-        f.write(f"{len(socks)}\n")
-    stop.wait(a.seconds)
-    for s in socks:
-        s.close()
+    hold_then_close(stop, a, socks, str(len(socks)))
 
 
 def cmd_served(a):
     """How many clients a server serves at once, seen from the clients: N connections each send a
     line at once; --wait seconds later, the number that got their echo back is written to the
     ready file ("K of N"); the connections are then held until SIGTERM/SIGINT or --seconds."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event()
     socks = [connect(a.port) for _ in range(a.n)]
     for i, s in enumerate(socks):
         s.sendall(b"served? %d\n" % i)
@@ -428,11 +438,7 @@ def cmd_served(a):
                 raise CheckFailed(f"a client was disconnected after {len(got[s])} bytes instead of being served or left waiting")
             got[s] += data
     served = sum(got[s].endswith(b"\n") for s in socks)
-    with open(a.ready, "w") as f:
-        f.write(f"{served} of {a.n}\n")
-    stop.wait(a.seconds)
-    for s in socks:
-        s.close()
+    hold_then_close(stop, a, socks, f"{served} of {a.n}")
 
 
 def cmd_drained(a):
@@ -440,9 +446,7 @@ def cmd_drained(a):
     mid-stream, then a client whose output backed up in the server (it sends 8 MiB and reads
     nothing for half a second) and then drained (it reads it all back), held connected and idle.
     Writes the ready file, then holds that client until SIGTERM/SIGINT or --seconds."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event()
 
     def round_trip(s, data, what, wait_before_reading=0.0, half_close=False):
         def send():
@@ -475,10 +479,7 @@ def cmd_drained(a):
     held.settimeout(TIMEOUT)
     held.connect((HOST, a.port))
     round_trip(held, payload(8 << 20, 9), "a client whose output backed up, then drained", wait_before_reading=0.5)
-    with open(a.ready, "w") as f:
-        f.write("1\n")
-    stop.wait(a.seconds)
-    held.close()
+    hold_then_close(stop, a, [held], "1")
 
 
 def cmd_concurrency(a):
