@@ -239,7 +239,10 @@ inner_argv() {
         [[ $data == /lab/server.c ]] && printf '%s\0' --perms 0444 --ro-bind-data 7 /lab/server.c
         [[ -n $out ]] && printf '%s\0' --bind "$out" /lab/out
         ((info)) && printf '%s\0' --info-fd 6
-        printf '%s\0' --chdir "$INNER_HOME"
+        # Its root and /dev are RAM disks of bwrap's with no size, which a normal user's submission
+        # would own (its uid is the namespace's): read-only, only its three sized directories stay
+        # writable (and the devices, whose writes go to no file system).
+        printf '%s\0' --remount-ro / --remount-ro /dev --chdir "$INNER_HOME"
     } >"$file"
     # Its init is a fork of this bwrap: with no environment, and no path on its command line.
     INNER_ARGV=(env -i PATH=/usr/local/bin:/usr/bin:/bin bwrap --args 8 --)
