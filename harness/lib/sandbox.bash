@@ -25,10 +25,11 @@
 # them, and its output reaches the logs through pipes drained by the harness. The checks watch it
 # from outside, through the whole tree of its sandbox's init: a setsid() child is counted.
 #
-# As a normal user there is no second uid: bwrap makes a user namespace, the submission runs with
-# the instructor's uid inside it (the view is still read-only, the namespaces and limits the same),
-# and it could signal the check's own processes or write its check's directory: it can spoil, or
-# forge, its own grade, no other.
+# As a normal user there is no second uid: bwrap makes user namespaces, and the submission runs
+# with the instructor's uid in one of its own below its sandbox's init's (jail_argv), so that it can
+# trace neither the check (out of view) nor its init (out of reach); the views, namespaces and
+# limits are the same. What it lacks is the cgroups: no memory, pids or cpuset bound beyond the
+# per-process limits and the sized RAM directories.
 
 # Limits of a submission's processes (a check may set its own nofile, as emfile and limits do).
 JAIL_NPROC=${LAB_JAIL_NPROC:-1024}         # tasks (threads too) of its uid: 03 runs 500 threads
@@ -83,7 +84,7 @@ sandbox_init() {
         sandbox_cgroups_init
     else
         SANDBOX_KIND=user
-        SANDBOX_MISSING="as a normal user the submission keeps your uid inside a user namespace: it cannot reach the machine or the others, but could spoil or forge its own grade, and there are no cgroup limits (grade as root for grades you can trust)"
+        SANDBOX_MISSING="as a normal user there are no cgroups: a submission's memory, processes and CPU placement are bound per process only, which a greedy one can turn against the machine and the timing of its neighbours (grade as root on a shared machine)"
     fi
 }
 
@@ -305,6 +306,14 @@ jail_argv() {
         JAIL_ARGV+=(--reuid="$LAB_JAIL_UID" --regid="$LAB_JAIL_UID" --clear-groups --inh-caps=-all --bounding-set=-all)
     fi
     JAIL_ARGV+=(--)
+    # As a normal user the sandbox's init (bwrap) has the submission's uid: in the same user
+    # namespace, the submission could trace it, or read and write its memory through /proc/1/mem.
+    # A user namespace of the submission's own, below the init's, puts the init out of its reach
+    # (tracing a process of a parent user namespace takes CAP_SYS_PTRACE there); the same uid is
+    # mapped, and exec() leaves it no capability. (A seccomp filter could not do it: ptrace is
+    # what LeakSanitizer stops the server's threads with, and /proc/1/mem is not a system call.)
+    [[ $LAB_SANDBOX_KIND == user ]] && JAIL_ARGV+=(unshare --user --map-current-user --)
+    return 0
 }
 
 # forged_options BINARY: the sanitizer hooks a submission defines to override the options the
@@ -345,6 +354,8 @@ sandbox_probe() {
             [[ ! -e $p ]] || echo "$p is in view"
         done
         tr "\0" " " </proc/1/cmdline | grep -qe "$root" -e "$probe" && echo "its init names a path of the lab: $(tr "\0" " " </proc/1/cmdline)"
+        # What a tracer of the init could also do: read its environment.
+        head -c 1 /proc/1/environ >/dev/null 2>&1 && echo "its init is within its reach (/proc/1/environ can be read)"
         for d in "$HOME" /tmp /dev/shm; do
             f=$d/.lab-probe-$$
             if (: >"$f") 2>/dev/null; then rm -f "$f"; else echo "$d is not writable"; fi
