@@ -6,7 +6,7 @@
 # hint: the server must not block on one client while another is ready; for 01 and 04 the opposite is the lesson
 # hint-01: 01 serves one client at a time by design: the second client must wait in the backlog (not be refused, nor answered) until the first leaves
 # hint-02: after fork() the parent must go straight back to accept(): a wait() for the child there serves one client at a time
-# hint-03: create the client's thread and go straight back to accept(): joining it there serves one client at a time
+# hint-03: create the client's thread and go straight back to accept(): joining it there serves one client at a time, and so does a lock a thread holds while it serves
 # hint-04: with -w N, N clients are served and client N+1 waits in the queue: a pool that serves more (a thread per client) or fewer (one worker) is wrong
 # hint-05: select() overwrites the sets it is given: pass it copies of the master sets each turn, and make no blocking accept(), recv() or send() in the loop
 # hint-06: every client needs its pollfd with POLLIN in the array poll() is given, and nothing in the loop may block on one client

@@ -4,6 +4,7 @@
 # slow: no
 # claim: many clients at once (100 for 02, 500 for 03-05, 1,000 for 06-08), each with its own payloads, every byte right
 # hint: look for state shared between clients (one buffer for all, a global fd), a backlog smaller than SOMAXCONN, or a cap on clients
+# hint-03: each thread must get its own client: pass pthread_create() memory of its own (malloc'd), never the address of a variable the next accept() overwrites
 # rule: echo
 # rule: serves-concurrently
 

@@ -4,9 +4,10 @@
 # slow: no
 # claim: SIGTERM with 10 clients connected: exit 0 within 2 s, every connection closed and logged before "shutting down", no process left, port free
 # hint: a stop flag alone does not wake a thread blocked in accept() or recv(); children and threads must be ended and waited for
+# hint-01: the stop must also end the session of the client being served: a recv() blocked on an idle client is woken only if the handler shuts that socket down (or the loop poll()s it with the stop's descriptor), and the serving loop must test the stop too
 # hint-02: on SIGTERM send SIGTERM to every child, reap them (SIGKILL one still there after a deadline), log each '-' as it is reaped, then 'shutting down'
 # hint-03: shutdown() every client socket so each thread's recv() returns, wait for every thread, then 'shutting down'
-# hint-04: wake the workers blocked on the queue and in recv() (shutdown() their sockets), join every thread, close what is still queued, then 'shutting down'
+# hint-04: wake every worker blocked on the queue (pthread_cond_broadcast(), not pthread_cond_signal(), which wakes one) and every one in recv() (shutdown() their sockets), join every thread, close what is still queued, then 'shutting down'
 # hint-05: close (and log '-' for) every connection, then print 'shutting down' and exit 0
 # hint-06: close (and log '-' for) every connection, then print 'shutting down' and exit 0
 # hint-07: close (and log '-' for) every connection, then print 'shutting down' and exit 0

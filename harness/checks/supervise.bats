@@ -3,7 +3,7 @@
 # chapters: 08
 # slow: no
 # claim: N workers run; connections reach several workers; a killed worker is replaced within 1 s; SIGTERM ends every process, a stuck worker by SIGKILL, before the master exits
-# hint: the master must reap and restart dead workers, forward SIGTERM and wait for all; a worker must exit when its master vanishes
+# hint: the master must start -w N workers, reap and restart dead workers, forward SIGTERM and wait for all; a worker must exit when its master vanishes; SO_REUSEPORT is set before bind(), on every worker's socket
 # rule: workers-supervised
 # rule: workers-die-with-master
 
@@ -67,5 +67,5 @@ start_workers() {
     kill -KILL "$SERVER_PID"
     wait "$SERVER_JOB" 2>/dev/null || true
     wait_until 3 group_gone ||
-        fail "3 s after the master was killed, workers still run: $(proc pids "$SERVER_SCOPE" | tr '\n' ' ') (use prctl(PR_SET_PDEATHSIG) or watch getppid())"
+        fail "3 s after the master was killed, workers still run: $(proc pids "$SERVER_SCOPE" | tr '\n' ' ') (a worker can learn it from prctl(PR_SET_PDEATHSIG), from getppid(), or from EOF on a pipe only the master holds open)"
 }

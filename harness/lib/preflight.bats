@@ -12,9 +12,13 @@ setup() { load check && lab_setup; }
 teardown() { lab_teardown; }
 
 # One server, started as every check starts it: a failure to start is server_start's sentence; a
-# server that started but echoes nothing fails with the probe's ("the server echoes nothing: ...").
+# server that started but echoes nothing fails with the probe's ("the server echoes nothing: ...");
+# one that quit right after its ready line (a refused connection) is told how it died, not that a
+# connection was refused.
 @test "preflight" {
     server_start -q
-    "$LAB_PYTHON" "$LAB_CLIENT" "$SERVER_PORT" probe --seconds 5 >"$LAB_LOG/client.probe" 2>&1 ||
+    if ! "$LAB_PYTHON" "$LAB_CLIENT" "$SERVER_PORT" probe --seconds 5 >"$LAB_LOG/client.probe" 2>&1; then
+        assert_server_alive "after its ready line, before it echoed anything"
         fail "$(tail -n 1 "$LAB_LOG/client.probe")"
+    fi
 }

@@ -172,10 +172,17 @@ def expect(path, label, breaks=None, keeps=None):
     except (OSError, ValueError):
         print(f"not ok|{label}: the harness wrote no report|")
         return
+    breaks = set(filter(None, breaks.split(","))) if breaks is not None else None
+    # "start" in breaks: the pre-flight must stop it, a set-up error saying it did not start.
+    if "start" in (breaks or set()):
+        error = report.get("error", "")
+        good = "did not start" in error
+        print(("ok" if good else "not ok") + f"|{label}: the pre-flight stops it (did not start)|"
+              + ("" if good else error or "it started: the harness graded it"))
+        return
     if report.get("error"):
         print(f"not ok|{label}: the harness stopped on a set-up error|{report['error']}")
         return
-    breaks = set(filter(None, breaks.split(","))) if breaks is not None else None
     keeps = set(filter(None, keeps.split(","))) if keeps is not None else None
     seen = set()
     for ch, c in report["chapters"].items():

@@ -15,8 +15,9 @@ setup_file() {
     printf '#!/bin/sh\nprintf "\\rLogs of the failed checks: /nowhere\\r\\n\\033[31mred \\342\\200\\256evil\\n" >&2\nexit 1\n' >"$FX/bin/escapes"
     chmod +x "$FX/bin/escapes"
     printf '#!/bin/sh\necho "server: bind 127.0.0.1:8080: Address already in use" >&2\nexit 1\n' >"$FX/bin/dies"
+    printf '#!/bin/sh\necho "listening on 127.0.0.1:1"\necho "no worker runs: giving up" >&2\nexit 0\n' >"$FX/bin/quits"
     printf 'not a program\n' >"$FX/bin/notexec"
-    chmod +x "$FX/bin/silent" "$FX/bin/dies"
+    chmod +x "$FX/bin/silent" "$FX/bin/dies" "$FX/bin/quits"
     make -s -C "$ROOT" 01-iterative >/dev/null
     export ROOT FX
 }
@@ -51,6 +52,7 @@ grade_bad() { one_line_error grade "$@"; }
 @test "bad input: a submission that does not compile" { bad_input "does not compile" 01 --dir "$FX/nocompile"; }
 @test "bad input: a directory without server.c" { bad_input "no server.c" 01 --dir "$FX/bin"; }
 @test "bad input: a server that dies at start" { bad_input "did not start: exited (exit status 1) before printing its ready line" 01 --bin "$FX/bin/dies"; }
+@test "bad input: a server that quits right after its ready line" { bad_input "did not start: died after its ready line, before it echoed anything (exit status 0); the last line of its stderr: no worker runs: giving up" 01 --bin "$FX/bin/quits"; }
 @test "bad input: a server that never prints its ready line" { bad_input "did not start: printed no 'listening on ADDR:PORT' line within 10 s" 01 --bin "$FX/bin/silent"; }
 @test "bad input: a submission that sets the sanitizers' options is refused" { bad_input "defines __tsan_default_options" 01 --dir "$FX/forger"; }
 @test "bad input: --extra-checks without checks" { bad_input "no .bats file in" 01 --extra-checks "$FX/bin"; }
