@@ -3,7 +3,7 @@
 # chapters: 04
 # slow: no
 # claim: the pool does not grow with the load (as many threads under 200 clients as idle, at most N+3), serves N clients at once while the others wait, no busy waiting
-# hint: create the N workers once; workers must sleep on a condition variable or a semaphore, not loop on the queue, and unlock the queue before they serve the client they took
+# hint: create the N workers once, N from -w (not a constant); workers must sleep on a condition variable or a semaphore, not loop on the queue, and unlock the queue before they serve the client they took
 # rule: pool-fixed
 # rule: pool-n-at-once
 # rule: idle-no-cpu

@@ -4,6 +4,7 @@
 # slow: no
 # claim: peer resets, 1,000 connect-then-close, writes to vanished peers (SIGPIPE) and a slow reader do not kill or stall the server
 # hint: ignore SIGPIPE (or send with MSG_NOSIGNAL); treat ECONNRESET/EPIPE as the end of that connection only; never block on one client's send() in an event loop
+# hint-02: ignore SIGPIPE (or send with MSG_NOSIGNAL) in the children; the parent must never block while a child lives: reap with waitpid(-1, &status, WNOHANG) in a loop, never wait() or waitpid(..., 0)
 # rule: reset-one
 # rule: sigpipe
 # rule: event-loop-bounded

@@ -4,6 +4,8 @@
 # slow: yes
 # claim: an AddressSanitizer + UndefinedBehaviorSanitizer build reports nothing under the same workload
 # hint: an out-of-bounds access or use after free; the report names the line
+# hint-07: an out-of-bounds access or use after free; the report names the line: once a connection is freed, nothing may touch it in the same turn of the loop
+# hint-08: an out-of-bounds access or use after free; the report names the line: once a connection is freed, nothing may touch it in the same turn of the loop
 # rule: memory-clean
 
 setup_file() { load ../lib/check && lab_setup_file; }

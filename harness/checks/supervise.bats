@@ -3,7 +3,7 @@
 # chapters: 08
 # slow: no
 # claim: N workers run; connections reach several workers; a killed worker is replaced within 1 s; SIGTERM ends every process, a stuck worker by SIGKILL, before the master exits
-# hint: the master must start -w N workers, reap and restart dead workers, forward SIGTERM and wait for all; a worker must exit when its master vanishes; SO_REUSEPORT is set before bind(), on every worker's socket
+# hint: the master starts -w N workers (SO_REUSEPORT set before bind() on each one's socket), reaps and restarts dead ones, and on SIGTERM forwards it, waits with a deadline, then SIGKILLs and waits; after fork() a worker resets the signal mask and handlers it inherited, and exits when its master vanishes
 # rule: workers-supervised
 # rule: workers-die-with-master
 

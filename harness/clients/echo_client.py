@@ -13,7 +13,7 @@ what came when it did not, 2 on bad usage.  Every wait is bounded.
     echo_client.py PORT served N --ready FILE [--wait S] [--seconds S]
     echo_client.py PORT drained --ready FILE [--seconds S]
     echo_client.py PORT concurrency serial|parallel [--busy K]
-    echo_client.py PORT resets|churn|sigpipe|slowreader [...]
+    echo_client.py PORT resets|churn|sessions|sigpipe|slowreader [...]
 
 The host is 127.0.0.1 unless --host says otherwise.
 """
@@ -565,6 +565,20 @@ def cmd_churn(a):
     cmd_short(a)
 
 
+def cmd_sessions(a):
+    """a.n whole sessions one after the other (a line, its echo, a half-close, the server's close):
+    never more than one at a time, so a server that runs one thread per client has at most a
+    couple alive whatever the machine's load."""
+    msg = b"one session\n"
+    for i in range(a.n):
+        s = connect(a.port)
+        s.sendall(msg)
+        compare(f"session {i + 1}", msg, recv_exactly(s, len(msg), f"session {i + 1}"))
+        s.shutdown(socket.SHUT_WR)
+        expect_eof(s, f"session {i + 1}")
+        s.close()
+
+
 def cmd_sigpipe(a):
     """Make the server write to a peer that is gone, the two ways that raise SIGPIPE.  A send()
     fails with EPIPE (and raises SIGPIPE, unless the server ignores it or sends with MSG_NOSIGNAL)
@@ -636,7 +650,8 @@ def cmd_slowreader(a):
             late_in_a_row += 1
             if late_in_a_row == 2:
                 raise CheckFailed("while one client sent data and read none, other clients got no echo "
-                                  "within 1 s, twice in a row: a blocking send() stalls the whole loop")
+                                  "within 1 s, twice in a row: something the server waits on blocks the others (a "
+                                  "blocking send() to that client, or a blocking wait for a child)")
             s.close()
             continue
         compare("the other client", b"ping\n", got)
@@ -663,6 +678,7 @@ COMMANDS = {
     "concurrency": cmd_concurrency,
     "resets": cmd_resets,
     "churn": cmd_churn,
+    "sessions": cmd_sessions,
     "sigpipe": cmd_sigpipe,
     "slowreader": cmd_slowreader,
 }
@@ -697,7 +713,7 @@ def main():
     q = sub.add_parser("concurrency")
     q.add_argument("mode", choices=("serial", "parallel"))
     q.add_argument("--busy", type=int, default=1)
-    for name, default in (("resets", 20), ("churn", 1000), ("sigpipe", 20), ("halfclose-many", 40)):
+    for name, default in (("resets", 20), ("churn", 1000), ("sessions", 200), ("sigpipe", 20), ("halfclose-many", 40)):
         q = sub.add_parser(name)
         q.add_argument("n", type=int, nargs="?", default=default)
     q = sub.add_parser("slowreader")

@@ -11,6 +11,9 @@ bare PGID), a process group, where there is no sandbox (plain bats).
     proctool.py zombies SCOPE          zombie processes in it (children nobody reaped)
     proctool.py threads SCOPE|PID      threads of all its processes (of one process: a bare PID)
     proctool.py rss SCOPE              resident memory of all its processes, KiB
+    proctool.py maps SCOPE             memory mappings of all its processes (a thread's stack is
+                                       two: the stack and its guard page); exit 1 if none of them
+                                       could be read
     proctool.py children PID           direct children of PID that are alive (not zombies)
     proctool.py cpu SCOPE SECONDS      CPU used by the submission over the next SECONDS, in percent
                                        of one core (user + system, its processes and those that
@@ -151,6 +154,21 @@ def cmd_pids(n):
 
 def cmd_fds(n):
     print(sum(count_fds(pid) for pid in live(n)))
+
+
+def count_maps(pid):
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            return f.read().count(b"\n")
+    except OSError:
+        return None
+
+
+def cmd_maps(n):
+    counts = [c for c in (count_maps(pid) for pid in live(n)) if c is not None]
+    if not counts:
+        sys.exit(1)
+    print(sum(counts))
 
 
 def cmd_zombies(n):
@@ -418,7 +436,7 @@ def cmd_socket_writes(*logs):
 
 COMMANDS = {  # name: (function, number of arguments; None: one or more)
     "pids": (cmd_pids, 1), "fds": (cmd_fds, 1), "zombies": (cmd_zombies, 1),
-    "threads": (cmd_threads, 1), "rss": (cmd_rss, 1), "children": (cmd_children, 1),
+    "threads": (cmd_threads, 1), "rss": (cmd_rss, 1), "maps": (cmd_maps, 1), "children": (cmd_children, 1),
     "cpu": (cmd_cpu, 2), "peak": (cmd_peak, 4), "ready": (cmd_ready, 3),
     "sigpipe": (cmd_sigpipe, 1), "socket-writes": (cmd_socket_writes, None),
 }
