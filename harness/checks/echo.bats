@@ -4,7 +4,7 @@
 # slow: no
 # claim: every byte comes back in order: short line, 64 KiB binary with NULs, 4 MiB streamed, 1,000 pipelined messages, three kinds of half-close (07 and 08 in both epoll modes)
 # hint: a lost or reordered byte usually means a short write not completed (write_all), a buffer treated as a C string (strlen/printf on binary data), or pending output dropped when the client half-closes
-# hint-01: send back exactly the n bytes recv() returned, and loop until every one is sent (send() may send part: write_all); a buffer of binary data is not a C string (no strlen, no printf %s); recv() returning 0 is the end: close the connection (after a half-close the client waits for that close)
+# hint-01: recv() with no flag returns what has arrived (MSG_WAITALL would wait for a full buffer): send back exactly those n bytes, looping until all are sent (write_all); binary data is not a C string (no strlen, no printf %s); recv() returning 0 is the end: close the connection (a half-closed client waits for that close)
 # hint-02: the child serves the client's socket: the parent closes its own copy after fork(), never before (the child would inherit a closed descriptor)
 # hint-03: each thread reads and writes its own client's socket with its own buffer, and closes it when recv() returns 0; the thread owns that descriptor: main must not close it after pthread_create() (threads share one descriptor table, unlike 02's children)
 # hint-05: select()'s first argument is the highest descriptor + 1 (the listener's included); keep what send() could not send (EAGAIN) and send it when select() says the socket is writable; on EOF, flush the pending output before closing
