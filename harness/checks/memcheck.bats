@@ -29,7 +29,7 @@ teardown() { lab_teardown; }
     verdicts=$(vg_verdicts "$SERVER_TOOL_LOG")
     bad=$(awk '$2 == "errors" { print $1; exit }' <<<"$verdicts" || true)
     if [[ -n $bad ]]; then
-        fail "valgrind found errors or leaks in process $bad ($(grep -m1 -oE "^==$bad== ERROR SUMMARY: [0-9]+ errors" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //'); first: $(grep -m1 -E "^==$bad== [A-Z][a-z].*(Invalid|uninitialised|definitely lost|indirectly lost|Mismatched|free)" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //')); see $SERVER_TOOL_LOG"
+        fail "valgrind found errors or leaks in process $bad ($(grep -m1 -oE "^==$bad== ERROR SUMMARY: [0-9]+ errors" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //'); first: $(vg_first_error "$SERVER_TOOL_LOG" "$bad")); see $SERVER_TOOL_LOG"
     fi
     ! grep -q ' unsummarised first' <<<"$verdicts" ||
         fail "the server ended without valgrind's summary (it was killed, or killed itself, before valgrind could write one); see $SERVER_TOOL_LOG"

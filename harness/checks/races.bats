@@ -16,7 +16,7 @@ setup() {
 teardown() { lab_teardown; }
 
 @test "no data race under 200 parallel clients, and the logged active counts add up" {
-    local n=200 reports opts
+    local n=200 reports opts what
     mapfile -t opts < <(tool_opts)
     if [[ -n $LAB_SRC ]]; then
         build_variant tsan gcc -O1 -fsanitize=thread
@@ -35,6 +35,10 @@ teardown() { lab_teardown; }
         fail "5 s after every client left, the log's connection lines do not add up: $(log_ledger | head -n 1) — the active count is not kept right"
     stop_after_workload 30
     reports=$(files_matching "$SERVER_ERR" "$SERVER_TOOL_LOG" | xargs -r grep -lE 'WARNING: ThreadSanitizer|Possible data race|lock order' || true)
-    [[ -z $reports ]] ||
-        fail "data race reported: $(grep -m1 -A3 -E 'WARNING: ThreadSanitizer|Possible data race' "${reports%%$'\n'*}" | grep -m1 -E ' #[0-9]+ |at 0x' | sed 's/^==[0-9]*== *//') (see ${reports//$'\n'/ })"
+    if [[ -n $reports ]]; then
+        # ThreadSanitizer's kind and first frame in server.c; helgrind's first frame.
+        what=$(sanitizer_report "${reports%%$'\n'*}")
+        [[ -n $what ]] || what=$(grep -m1 -A3 -E 'Possible data race' "${reports%%$'\n'*}" | grep -m1 -E 'at 0x' | sed 's/^==[0-9]*== *//')
+        fail "data race reported: $what (see ${reports//$'\n'/ })"
+    fi
 }

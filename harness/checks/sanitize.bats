@@ -30,5 +30,5 @@ teardown() { lab_teardown; }
     lab_workload
     stop_after_workload 10
     ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error' "$SERVER_ERR" ||
-        fail "the sanitizers reported: $(grep -m1 -E 'ERROR: (Address|Leak)Sanitizer|runtime error' "$SERVER_ERR") (see $SERVER_ERR)"
+        fail "the sanitizers reported: $(sanitizer_report "$SERVER_ERR") (see $SERVER_ERR)"
 }

@@ -353,13 +353,51 @@ server_death() {
     fi
 }
 
+# sanitizer_report FILE: a sanitizer's first report in one line, where a student looks first: its
+# kind and the first frame in server.c ("AddressSanitizer: heap-use-after-free, in watch
+# (server.c:102)"; a frame of the sanitizer's own interceptors names no line of theirs). Nothing
+# when FILE holds no report.
+sanitizer_report() {
+    awk '
+        !kind && /(ERROR|WARNING): [A-Za-z]+Sanitizer: / {
+            s = $0; sub(/^.*(ERROR|WARNING): /, "", s); sub(/ (on|at|in|for) .*| \(.*/, "", s); kind = s; next }
+        !kind && /runtime error: / { s = $0; sub(/^.*server\.c/, "server.c", s); print "UndefinedBehaviorSanitizer: " s; done = 1; exit }
+        kind && /server\.c:[0-9]+/ {
+            fn = ""
+            if (match($0, / in [A-Za-z_][A-Za-z0-9_]* /)) fn = substr($0, RSTART + 4, RLENGTH - 5)
+            else if (match($0, /#[0-9]+ [A-Za-z_][A-Za-z0-9_]* /)) { fn = substr($0, RSTART, RLENGTH - 1); sub(/^#[0-9]+ /, "", fn) }
+            match($0, /server\.c:[0-9]+/)
+            print kind ", in " fn " (" substr($0, RSTART, RLENGTH) ")"; done = 1; exit }
+        END { if (kind && !done) print kind }' "$1" 2>/dev/null | cut -c1-200
+}
+
+# vg_first_error FILE PID: valgrind's first error or leak for process PID, with the first frame in
+# server.c ("64 bytes in 1 blocks are definitely lost in loss record 1 of 1, in start_client
+# (server.c:150)").
+vg_first_error() {
+    awk -v p="==$2==" '
+        index($0, p) == 1 {
+            l = substr($0, length(p) + 2)
+            if (!what && (l ~ /^(Invalid|Conditional|Use of uninitialised|Mismatched|Syscall param|Source and destination)/ ||
+                          l ~ /bytes in [0-9,]+ blocks are (definitely|indirectly) lost/)) { what = l; next }
+            if (what && match(l, /[A-Za-z_][A-Za-z0-9_]* \(server\.c:[0-9]+\)/)) { print what ", in " substr(l, RSTART, RLENGTH); done = 1; exit }
+        }
+        END { if (what && !done) print what }' "$1" 2>/dev/null | cut -c1-240
+}
+
 # assert_server_alive WHILE: fail if the server died, saying how and while doing what.
 assert_server_alive() {
     server_alive && return 0
     local how last
     how=$(server_death)
     # Its last words: often the cause itself ("select: Bad file descriptor"), which a student
-    # should not have to find in a log file.
+    # should not have to find in a log file; a sanitizer's report when there is one (its last line
+    # is "==2==ABORTING").
+    last=$(sanitizer_report "$SERVER_ERR")
+    if [[ -n $last ]]; then
+        fail "the server died $1 ($how); $last"
+        return
+    fi
     last=$(grep -v -E '^[+-] |^\[w[0-9]+\] [+-] ' "$SERVER_ERR" 2>/dev/null | tail -n 1 | cut -c1-200 || true)
     fail "the server died $1 ($how)${last:+; the last line of its stderr: $last}"
 }

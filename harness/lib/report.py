@@ -165,7 +165,7 @@ def write_gradescope(rows, error, path):
         f.write("\n")
 
 
-def expect(path, label, breaks=None, keeps=None):
+def expect(path, label, breaks=None, keeps=None, says=""):
     try:
         with open(path) as f:
             report = json.load(f)
@@ -176,8 +176,9 @@ def expect(path, label, breaks=None, keeps=None):
     # "start" in breaks: the pre-flight must stop it, a set-up error saying it did not start.
     if "start" in (breaks or set()):
         error = report.get("error", "")
-        good = "did not start" in error
-        print(("ok" if good else "not ok") + f"|{label}: the pre-flight stops it (did not start)|"
+        good = "did not start" in error and says in error
+        print(("ok" if good else "not ok") + f"|{label}: the pre-flight stops it (did not start"
+              + (f", \"{says}\")" if says else ")") + "|"
               + ("" if good else error or "it started: the harness graded it"))
         return
     if report.get("error"):
@@ -202,13 +203,20 @@ def expect(path, label, breaks=None, keeps=None):
             print(("ok" if good else "not ok") + f"|{what} ({status})|" + ("" if good else r["detail"]))
     for name in sorted(((breaks or set()) | (keeps or set())) - seen):
         print(f"not ok|{label}: {name} was not run|")
+    # says: the words a student must read in the failing check's message.
+    if says:
+        details = [r["detail"] for c in report["chapters"].values() for r in c["checks"]
+                   if r["check"] in (breaks or set()) and r["status"] == "fail"]
+        good = any(says in d for d in details)
+        print(("ok" if good else "not ok") + f"|{label}: the message says \"{says}\"|"
+              + ("" if good else " / ".join(details) or "no check failed"))
 
 
 def main():
     if sys.argv[1:2] == ["check"] and len(sys.argv) == 3:
         check(sys.argv[2])
         return
-    if sys.argv[1:2] == ["expect"] and len(sys.argv) in (4, 6):
+    if sys.argv[1:2] == ["expect"] and len(sys.argv) in (4, 6, 7):
         expect(*sys.argv[2:])
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -236,7 +236,10 @@ inner_argv() {
         printf '%s\0' --proc /proc --dev /dev --perms 1777 --size "$INNER_TMP_SIZE" --tmpfs /tmp \
             --perms 1777 --size "$INNER_TMP_SIZE" --tmpfs /dev/shm --perms 0755 --dir /lab \
             --perms 1777 --size "$INNER_TMP_SIZE" --tmpfs "$INNER_HOME"
-        [[ $data == /lab/server ]] && printf '%s\0' --perms 0555 --ro-bind-data 7 /lab/server
+        # A file of the sandbox's root, read-only with it: a bind of bwrap's unlinked copy
+        # (--ro-bind-data) is "/lab/server (deleted)" to valgrind, which then finds no debug
+        # information (its reports said "??? (in /lab/server (deleted))" instead of server.c:LINE).
+        [[ $data == /lab/server ]] && printf '%s\0' --perms 0555 --file 7 /lab/server
         [[ $data == /lab/server.c ]] && printf '%s\0' --perms 0444 --ro-bind-data 7 /lab/server.c
         [[ -n $out ]] && printf '%s\0' --bind "$out" /lab/out
         ((info)) && printf '%s\0' --info-fd 6
