@@ -245,12 +245,15 @@ static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS,
  * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * On Linux, shutdown() of the descriptor that call waits on wakes it: accept()
- * fails (EINVAL), select()/poll()/epoll_wait() report the socket readable,
- * recv() returns 0.  That is Linux's behaviour, not POSIX's (on the BSDs,
- * shutdown() of a listening socket fails with ENOTCONN and wakes nothing);
- * portable code writes to a self-pipe instead, or, on Linux, reads the signal
- * from a signalfd.  shutdown() is on POSIX's list of async-signal-safe
- * functions.
+ * fails (EINVAL), recv() returns 0, select() reports the socket readable, and
+ * poll() and epoll_wait() report POLLHUP/EPOLLHUP but not POLLIN (measured on
+ * Linux 6.18: a loop that looks at POLLIN alone would sleep on).  POSIX says
+ * nothing of it: FreeBSD's shutdown() of a listening socket fails with
+ * ENOTCONN yet wakes accept() (ECONNABORTED), select(), poll() and kqueue
+ * (its test tests/sys/kern/listener_wakeup.c), and macOS is reported to wake
+ * nothing.  Portable code writes to a self-pipe instead, or, on Linux, reads
+ * the signal from a signalfd.  shutdown() is on POSIX's list of
+ * async-signal-safe functions.
  */
 static void on_stop_signal(int signo)
 {

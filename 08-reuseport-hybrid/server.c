@@ -352,12 +352,15 @@ static struct options opt = { DEFAULT_ADDR, DEFAULT_PORT, 0, 0, DEFAULT_WORKERS,
  * main loop tested the flag and just before it
  * blocks in accept() (or select(), poll(), recv()...), nothing would wake it.
  * On Linux, shutdown() of the descriptor that call waits on wakes it: accept()
- * fails (EINVAL), select()/poll()/epoll_wait() report the socket readable,
- * recv() returns 0.  That is Linux's behaviour, not POSIX's (on the BSDs,
- * shutdown() of a listening socket fails with ENOTCONN and wakes nothing);
- * portable code writes to a self-pipe instead, or, on Linux, reads the signal
- * from a signalfd.  shutdown() is on POSIX's list of async-signal-safe
- * functions.
+ * fails (EINVAL), recv() returns 0, select() reports the socket readable, and
+ * poll() and epoll_wait() report POLLHUP/EPOLLHUP but not POLLIN (measured on
+ * Linux 6.18: a loop that looks at POLLIN alone would sleep on).  POSIX says
+ * nothing of it: FreeBSD's shutdown() of a listening socket fails with
+ * ENOTCONN yet wakes accept() (ECONNABORTED), select(), poll() and kqueue
+ * (its test tests/sys/kern/listener_wakeup.c), and macOS is reported to wake
+ * nothing.  Portable code writes to a self-pipe instead, or, on Linux, reads
+ * the signal from a signalfd.  shutdown() is on POSIX's list of
+ * async-signal-safe functions.
  */
 static void on_stop_signal(int signo)
 {
@@ -847,8 +850,8 @@ static void event_loop_open(int listen_fd)
 /*
  * The loop: epoll_wait() sleeps until some sockets are ready and hands back
  * only those, each with its connection (data.ptr); each gets what it is
- * ready for.  Until a stop signal, which makes the listening socket readable
- * (wake_fd); then every connection is freed.
+ * ready for.  Until a stop signal, whose shutdown() of the listening socket
+ * (wake_fd) makes it report EPOLLHUP; then every connection is freed.
  */
 static void event_loop_run(int listen_fd)
 {

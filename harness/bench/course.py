@@ -93,8 +93,9 @@ def region_03(f, doc):
         lines.append(f"- Creating and joining a thread: {ms(t['median_us'])} (the text: \"~10-100 µs\"), "
                      f"{ratio(p['median_us'], t['median_us']):.0f}× less than a process.")
     if mem:
-        lines.append(f"- Memory: {n(mem['pss_per_conn_kib'], 1)} KiB per connection: the pages of its 8 MiB stack "
-                     "that a thread touches, not the 8 MiB it reserves.")
+        lines.append(f"- Memory: {n(mem['pss_per_conn_kib'], 1)} KiB per connection: the pages of its 256 KiB stack "
+                     "that a thread touches, not the 256 KiB it reserves (03 sets that size; the default, 8 MiB, "
+                     "is RLIMIT_STACK's).")
     if pingpong_line(f, "03"):
         lines.append(f"- {pingpong_line(f, '03')}.")
     return lines

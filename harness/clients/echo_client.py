@@ -583,7 +583,8 @@ def cmd_sigpipe(a):
     """Make the server write to a peer that is gone, the two ways that raise SIGPIPE.  A send()
     fails with EPIPE (and raises SIGPIPE, unless the server ignores it or sends with MSG_NOSIGNAL)
     on a socket that got our FIN and then our RST: the RST finds it in CLOSE_WAIT.  (An RST with
-    no FIN before it gives ECONNRESET, without a signal: resetting a connection is not enough.)
+    no FIN before it gives the first send() ECONNRESET, without a signal, and only the next one
+    EPIPE: a reset alone may never raise it, if the server stops at the first error.)
 
     1. Queued: while a "plug" connection keeps a one-at-a-time server busy, n clients each send
        60 KB and a FIN, then reset.  The server reads the 60 KB after the RST (the kernel keeps
