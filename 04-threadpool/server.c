@@ -85,7 +85,7 @@ static int *serving;                 /* per worker: the fd it serves, or -1 (loc
 static long active;                  /* clients being served, at most N (lock) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t not_empty = PTHREAD_COND_INITIALIZER;  /* workers wait for a job */
-static pthread_cond_t not_full = PTHREAD_COND_INITIALIZER;   /* the acceptor waits for room */
+static pthread_cond_t not_full;  /* the acceptor waits for room (on CLOCK_MONOTONIC: see main) */
 
 /*
  * A worker: take the next client, serve it, again — until the server stops.
@@ -141,7 +141,7 @@ static void wait_for_room(void)
     while (q_count == QUEUE_CAP && !stop_requested) {
         struct timespec until;
 
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += 250 * 1000 * 1000;
         if (until.tv_nsec >= 1000 * 1000 * 1000) {
             until.tv_sec++;
@@ -204,6 +204,16 @@ int main(int argc, char **argv)
     serving = malloc((size_t)opt.workers * sizeof *serving);
     if (workers == NULL || serving == NULL)
         die("malloc");
+    /*
+     * The acceptor's timed wait (wait_for_room) measures on CLOCK_MONOTONIC:
+     * on the default clock, CLOCK_REALTIME, a wall clock set back an hour
+     * would keep it from seeing a stop for an hour.
+     */
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&not_full, &attr) != 0)
+        die("pthread_cond_init");
+    pthread_condattr_destroy(&attr);
 
     /*
      * The workers are born with the stop signals blocked (as in 03), so only

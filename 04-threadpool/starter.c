@@ -88,7 +88,7 @@ static int *serving;                 /* per worker: the fd it serves, or -1 (loc
 static long active;                  /* clients being served, at most N (lock) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t not_empty = PTHREAD_COND_INITIALIZER;  /* workers wait for a job */
-static pthread_cond_t not_full = PTHREAD_COND_INITIALIZER;   /* the acceptor waits for room */
+static pthread_cond_t not_full;  /* the acceptor waits for room (on CLOCK_MONOTONIC: see main) */
 
 /*
  * A worker: take the next client, serve it, again — until the server stops.
@@ -148,9 +148,10 @@ static void wait_for_room(void)
      *   both "full" and stop_requested again after every wake-up;
      * - a signal handler may not touch a mutex or a condition variable, so no
      *   stop signal can wake this wait: make it pthread_cond_timedwait() with
-     *   a deadline 250 ms ahead.  The deadline is absolute, on CLOCK_REALTIME
-     *   (a condition variable's default clock): clock_gettime(), add, and
-     *   carry tv_nsec into tv_sec when it reaches a second;
+     *   a deadline 250 ms ahead.  The deadline is absolute, on the clock
+     *   main() gave not_full, CLOCK_MONOTONIC (the wall clock can be set
+     *   back): clock_gettime(), add, and carry tv_nsec into tv_sec when it
+     *   reaches a second;
      * - unlock before you return.
      * Read: the text, "Thread Pool (Pool de Threads)" (its queue has no bound,
      * so no backpressure); COURSE.md, "04-threadpool".
@@ -238,6 +239,16 @@ int main(int argc, char **argv)
     serving = malloc((size_t)opt.workers * sizeof *serving);
     if (workers == NULL || serving == NULL)
         die("malloc");
+    /*
+     * The acceptor's timed wait (wait_for_room) measures on CLOCK_MONOTONIC:
+     * on the default clock, CLOCK_REALTIME, a wall clock set back an hour
+     * would keep it from seeing a stop for an hour.
+     */
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&not_full, &attr) != 0)
+        die("pthread_cond_init");
+    pthread_condattr_destroy(&attr);
 
     /*
      * The workers are born with the stop signals blocked (as in 03), so only
