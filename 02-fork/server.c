@@ -111,13 +111,20 @@ static void on_sigchld(int signo)
     errno = saved_errno;
 }
 
-/* Block or unblock SIGCHLD, so that main and the handler never touch the table at once. */
-static void block_sigchld(int how)
+/*
+ * Block or unblock SIGCHLD, so that main and the reaper never touch the table
+ * at once, and the stop signals with it: a child just forked must not run
+ * on_stop_signal() before its wake_fd is its own (it would shut down the
+ * listening socket it still shares with the parent).
+ */
+static void block_signals(int how)
 {
     sigset_t set;
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
     if (sigprocmask(how, &set, NULL) < 0)
         die("sigprocmask");
 }
@@ -125,7 +132,7 @@ static void block_sigchld(int how)
 /* Write the "-" line of every child the handler reaped, and free its slot. */
 static void log_reaped_children(void)
 {
-    block_sigchld(SIG_BLOCK);
+    block_signals(SIG_BLOCK);
     for (int i = 0; i < MAX_CHILDREN; i++) {
         if (children[i].pid == 0 || !children[i].exited)
             continue;
@@ -137,7 +144,7 @@ static void log_reaped_children(void)
         children[i].pid = 0;
         children[i].exited = 0;
     }
-    block_sigchld(SIG_UNBLOCK);
+    block_signals(SIG_UNBLOCK);
 }
 
 /*
@@ -157,11 +164,11 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
         close(conn_fd);
         return;
     }
-    block_sigchld(SIG_BLOCK);
+    block_signals(SIG_BLOCK);
     pid = fork();
     if (pid < 0) {
         log_conn_error("fork", peer);  /* EAGAIN: too many processes; this client only */
-        block_sigchld(SIG_UNBLOCK);
+        block_signals(SIG_UNBLOCK);
         close(conn_fd);
         return;
     }
@@ -176,7 +183,7 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
          */
         wake_fd = conn_fd;
         signal(SIGCHLD, SIG_DFL);
-        block_sigchld(SIG_UNBLOCK);
+        block_signals(SIG_UNBLOCK);
         close(listen_fd);
         close(spare_fd);
         echo_session(conn_fd, peer);
@@ -186,7 +193,7 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
     children[slot].pid = pid;
     snprintf(children[slot].peer, sizeof children[slot].peer, "%s", peer);
     active++;
-    block_sigchld(SIG_UNBLOCK);
+    block_signals(SIG_UNBLOCK);
     /* The child has its own copy of the descriptor: without this close, the
      * client would never see EOF and the parent would run out of descriptors. */
     close(conn_fd);
@@ -199,14 +206,14 @@ static int signal_children(int sig)
 {
     int count = 0;
 
-    block_sigchld(SIG_BLOCK);
+    block_signals(SIG_BLOCK);
     for (int i = 0; i < MAX_CHILDREN; i++) {
         if (children[i].pid != 0 && !children[i].exited) {
             kill(children[i].pid, sig);
             count++;
         }
     }
-    block_sigchld(SIG_UNBLOCK);
+    block_signals(SIG_UNBLOCK);
     return count;
 }
 

@@ -117,13 +117,20 @@ static void on_sigchld(int signo)
     (void)signo;  /* these casts keep -Werror quiet about what you have not used yet */
 }
 
-/* Block or unblock SIGCHLD, so that main and the handler never touch the table at once. */
-static void block_sigchld(int how)
+/*
+ * Block or unblock SIGCHLD, so that main and the reaper never touch the table
+ * at once, and the stop signals with it: a child just forked must not run
+ * on_stop_signal() before its wake_fd is its own (it would shut down the
+ * listening socket it still shares with the parent).
+ */
+static void block_signals(int how)
 {
     sigset_t set;
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
     if (sigprocmask(how, &set, NULL) < 0)
         die("sigprocmask");
 }
@@ -134,7 +141,7 @@ static void log_reaped_children(void)
     /*
      * TODO(02.3): write the "-" line of every child the reaper has marked,
      * and give its slot back.  Keep SIGCHLD blocked from start to end
-     * (block_sigchld()), so that the handler never changes the table while
+     * (block_signals()), so that the handler never changes the table while
      * you read it.  For each slot in use whose child has exited:
      * - take one off active, then log_conn('-', the slot's peer, active);
      * - a child killed by a signal (WIFSIGNALED on its status) crashed: before
@@ -163,23 +170,24 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
      *   "server: PEER refused: N children already" (N is MAX_CHILDREN) on
      *   stderr, close the client and return: a flood of clients must not
      *   become a fork bomb.
-     * - block_sigchld(SIG_BLOCK) before fork(), and unblock it only once the
-     *   child's pid is in its slot: a child that ends at once would otherwise
-     *   be reaped before the table says which client it served.
+     * - block_signals(SIG_BLOCK) before fork(), and unblock them only once
+     *   the child's pid is in its slot: a child that ends at once would
+     *   otherwise be reaped before the table says which client it served.
      * - fork() fails (EAGAIN: too many processes): log_conn_error("fork",
-     *   peer), unblock SIGCHLD, close the client and return; the server goes on.
+     *   peer), unblock the signals, close the client and return; the server goes on.
      * - The child (fork() returned 0), in this order: set wake_fd to the
      *   client's socket before anything else (a stop signal must shut down
      *   this client, never the listening socket it still shares with the
      *   parent); give SIGCHLD back its default action (signal(), SIG_DFL) and
-     *   unblock it: it has no children of its own; close what it inherited
+     *   unblock the signals (a stop signal held back since fork() now
+     *   finds wake_fd set): it has no children of its own; close what it inherited
      *   and does not need, listen_fd and spare_fd (else the port stays open
      *   while any child lives); echo_session(); close the client; end with
      *   _exit(0).  Not exit(), not return: the parent's stdio buffers and
      *   atexit() handlers must not run twice, and a child that returned
      *   would go on running the parent's accept loop.
      * - The parent: write the pid and the peer (snprintf()) into the slot,
-     *   add one to active, unblock SIGCHLD, close its own copy of the client
+     *   add one to active, unblock the signals, close its own copy of the client
      *   socket (else the client never sees EOF when its child ends, and the
      *   parent runs out of descriptors), then log_conn('+', peer, active).
      * Until you write it, every client is closed at once and nobody is served.
@@ -190,7 +198,7 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
     (void)peer;
     (void)children;
     (void)active;
-    (void)block_sigchld;
+    (void)block_signals;
     (void)echo_session;
     (void)log_conn;
     close(conn_fd);
@@ -203,7 +211,7 @@ static int signal_children(int sig)
     /*
      * TODO(02.4): kill() each child still there (a slot in use whose child
      * has not exited) with sig, and return how many you signalled.  Keep
-     * SIGCHLD blocked meanwhile (block_sigchld()): a child reaped between
+     * SIGCHLD blocked meanwhile (block_signals()): a child reaped between
      * your test and your kill() gives its pid back to the system, which may
      * hand it to another process, and that one would get the signal.
      * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork"

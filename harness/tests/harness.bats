@@ -226,3 +226,30 @@ PY
     run "$ROOT/harness/tests/plain-bats.sh" 01
     assert_success
 }
+
+# A stop signal that reaches a child of 02 between fork() and the moment its wake_fd becomes its
+# client's socket would run the handler on the listening socket it shares with the parent: the
+# parent's accept() would fail and nobody else be served. A fork() that raises SIGTERM in every
+# child at once (LD_PRELOAD) makes that moment certain: the stop signals are blocked across
+# fork(), so each child ends only its own session, and the parent serves the next client.
+@test "02: a stop signal in a child just forked ends its session, never the parent's listener" {
+    local shim=$BATS_TEST_TMPDIR/forkterm.so out=$BATS_TEST_TMPDIR/out err=$BATS_TEST_TMPDIR/err pid port
+    printf '%s\n' '#define _GNU_SOURCE' '#include <dlfcn.h>' '#include <signal.h>' '#include <unistd.h>' \
+        'pid_t fork(void) { pid_t (*real)(void) = (pid_t (*)(void))dlsym(RTLD_NEXT, "fork"); pid_t p = real(); if (p == 0) raise(SIGTERM); return p; }' \
+        >"$BATS_TEST_TMPDIR/forkterm.c"
+    gcc -shared -fPIC -o "$shim" "$BATS_TEST_TMPDIR/forkterm.c" -ldl
+    make -s -C "$ROOT" 02-fork >/dev/null
+    LD_PRELOAD=$shim "$ROOT/02-fork/server" -p 0 >"$out" 2>"$err" </dev/null &
+    pid=$!
+    port=$(python3 "$ROOT/harness/lib/proctool.py" ready "$out" "$pid" 10) || port=""
+    if [[ -n $port ]]; then
+        for _ in 1 2 3; do
+            timeout 10 python3 -c 'import socket, sys; s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5); s.sendall(b"x"); s.settimeout(5); s.recv(1)' "$port" || true
+        done
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    assert [ -n "$port" ]
+    run grep -c '^+ ' "$err"
+    assert_output 3
+}
