@@ -253,3 +253,51 @@ PY
     run grep -c '^+ ' "$err"
     assert_output 3
 }
+
+# make sync never loses an edit: a tree of its own (the chapters, harness/sync, harness/common).
+sync_tree() {
+    T=$BATS_TEST_TMPDIR/tree
+    mkdir -p "$T/harness"
+    cp -r "$ROOT"/0[1-9]-* "$T/"
+    cp -r "$ROOT/harness/common" "$T/harness/"
+    cp "$ROOT/harness/sync" "$T/harness/"
+}
+
+@test "sync: an edit made in a copy is refused until told which side wins, then goes where it is told" {
+    sync_tree
+    sed -i '/==== shared: echo-session /a /* an edit made in the copy */' "$T/02-fork/server.c"
+    printf '/* an edit made in the source */\n' >>"$T/harness/common/boilerplate.c"
+    cp "$T/02-fork/server.c" "$BATS_TEST_TMPDIR/before.c"
+    run -2 "$T/harness/sync"
+    assert_output --partial "02-fork/server.c:echo-session was edited by hand"
+    run cmp "$T/02-fork/server.c" "$BATS_TEST_TMPDIR/before.c"
+    assert_success
+    run grep -c 'an edit made in the source' "$T/03-threads/server.c"
+    assert_output 0
+    # The copy wins: 01 (the lesson's source) and every other copy get it.
+    run -0 "$T/harness/sync" --keep-copy 02-fork/server.c:echo-session
+    run grep -l 'an edit made in the copy' "$T"/0[1-4]-*/server.c
+    assert_equal "${#lines[@]}" 4
+    run grep -c 'an edit made in the source' "$T/03-threads/server.c"
+    assert_output 1
+    run -0 "$T/harness/sync" --check
+    # The source wins: the copy's edit is overwritten.
+    sed -i '/==== shared: echo-session /a /* a second edit in the copy */' "$T/03-threads/server.c"
+    run -2 "$T/harness/sync"
+    run -0 "$T/harness/sync" --keep-source 03-threads/server.c:echo-session
+    run grep -c 'a second edit in the copy' "$T/03-threads/server.c"
+    assert_output 0
+    run -0 "$T/harness/sync" --check
+}
+
+@test "sync: a mistyped or unpaired marker, or an unknown region, stops it with its line, changing nothing" {
+    sync_tree
+    sed -i 's|^/\* ==== end shared: boilerplate.c ==== \*/|/* ==== end shared: boilerplat.c ==== */|' "$T/05-select/server.c"
+    run -2 "$T/harness/sync" --check
+    assert_output --partial "05-select/server.c"
+    assert_output --partial "boilerplat.c"
+    sync_tree
+    sed -i 's|^/\* ==== shared: conn-buffers.h |/* ==== shared: conn-bufers.h |' "$T/06-poll/server.c"
+    run -2 "$T/harness/sync"
+    assert_output --partial "unknown region 'conn-bufers.h'"
+}
