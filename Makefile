@@ -3,6 +3,7 @@
 #   make all                      every chapter and the load generator (with SANITIZE: the chapters only)
 #   make check                    the lab's own tests: every chapter graded, every broken server caught
 #   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
+#   make hint CH=05 [N=2]         chapter 05's hints, one at a time: from a nudge to the near-answer for each TODO
 #   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
 #   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
 #   make hostile                  the hostile submissions graded as a class, as root and as nobody: the sandbox holds
@@ -40,7 +41,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync handout broken gradescope hostile correct bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync hint handout broken gradescope hostile correct bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTER_DIRS) $(if $(SANITIZE),,loadgen)
 
@@ -63,6 +64,10 @@ harness/loadgen/loadgen: harness/loadgen/loadgen.c harness/lib/cflags | setup
 bench: all
 	@harness/setup --bench
 	@harness/bench/run --peers $(if $(QUICK),--quick) $(ARGS)
+
+# A starter's TODO says what to write; its chapter's hints.md says how, one hint at a time.
+hint:
+	@harness/hint $(CH) $(N)
 
 # Installs what is missing (as root), or says what to install and stops.
 setup:

@@ -15,6 +15,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 01.1).
+ * Each TODO says what; make hint CH=01 says how, one hint at a time.
  * Lesson checks: concurrency
  */
 #define _GNU_SOURCE
@@ -71,14 +72,14 @@ static void die(const char *what);                 /* "server: what: strerror(er
 static int write_all(int fd, const char *buf, size_t len)
 {
     /*
-     * TODO(01.1): send all len bytes of buf to fd, however many send() calls
-     * it takes, and return 0; return -1 if the connection fails.
-     * - send() may take fewer bytes than asked (a short write): loop on the rest.
-     * - a signal may interrupt it before it sends anything (-1, errno EINTR):
-     *   try again, unless stop_requested is set.
-     * - pass MSG_NOSIGNAL, so that a vanished client gives EPIPE, not SIGPIPE.
-     * Read: the text, "Rappel : Serveur itératif simple" (its write() ignores
-     * all three); COURSE.md, "01-iterative", and CONTRACT.md, "Behaviour".
+     * TODO(01.1): return 0 once all len bytes of buf have gone to fd, in
+     * order, however few the kernel takes per call; return -1 (errno set) once
+     * the connection has failed.  A signal's interruption is no failure unless
+     * stop_requested is set.  A vanished client fails its own connection and
+     * never kills the server.  Checks: echo (4 MiB streamed), robustness.
+     * Hints: make hint CH=01 (1-3).
+     * Read: the text, handle_client() in "Exemple Complet : Serveur
+     * Multi-Processus"; COURSE.md, "01-iterative"; CONTRACT.md, "Behaviour".
      */
     (void)fd;
     (void)buf;
@@ -96,16 +97,13 @@ static int write_all(int fd, const char *buf, size_t len)
 static void echo_session(int conn_fd, const char *peer)
 {
     /*
-     * TODO(01.2): echo everything the client sends until it closes its side
-     * (recv() returns 0), an error ends the connection, or the server is
-     * asked to stop (stop_requested).
-     * - read into a buffer of BUF_SIZE bytes; recv() failing with EINTR is a
-     *   signal: test stop_requested and go on;
-     * - log_data(peer, buf, n) for -v, then write_all() what you read — all
-     *   of it, before the next recv(): that is what makes a half-close work;
-     * - on a failed recv() or send(), log_conn_error("recv" or "send", peer)
-     *   and return (the caller closes the socket).
-     * Never treat the data as a C string: clients send NUL bytes too.
+     * TODO(01.2): serve one client: all it sends comes back, in order, until
+     * it closes its side, its connection fails or stop_requested is set; return
+     * with the socket still open (the caller owns it).  A read's data is all
+     * written back before the next read (a half-close depends on it); data is
+     * bytes, NULs included; a signal alone ends nothing.  A failure ends this
+     * session only, logged unless a stop caused it.  Checks: echo, robustness.
+     * Hints: make hint CH=01 (4-7).
      * Read: the text, "Rappel : Serveur itératif simple"; COURSE.md, "01-iterative".
      */
     (void)conn_fd;  /* these casts keep -Werror quiet about what you have not used yet */
@@ -126,16 +124,15 @@ static void echo_session(int conn_fd, const char *peer)
 static void serve_clients(int listen_fd)
 {
     /*
-     * TODO(01.3): the iterative server's loop, until stop_requested:
-     * accept one client (accept_client(listen_fd, &peer_addr, 0); on failure
-     * go on, and say why with perror() unless it is EINTR or EMFILE),
-     * format_addr() its address, log_conn('+', peer, 1), echo_session() it,
-     * close it, log_conn('-', peer, 0) — and only then accept the next one.
-     * wake_fd must name what a stop signal has to wake: listen_fd while you
-     * wait in accept(), the client's socket while you serve it.
+     * TODO(01.3): the iterative model, until stop_requested: take one client
+     * in, serve it to the end, release it, and only then take the next; each
+     * gets its "+" (1 active) and "-" (0 active) lines.  A client that cannot
+     * be taken in costs a line on stderr at most, never the loop.  wake_fd
+     * always names what the loop waits on.  Checks: concurrency (serial),
+     * shutdown, fd-leak, emfile.  Until you write it, it serves nobody.
+     * Hints: make hint CH=01 (8-11).
      * Read: the text, "Le Problème du Serveur Itératif"; COURSE.md,
-     * "01-iterative" (and "What every server does" for wake_fd).
-     * Until you write it, this waits for a stop signal and serves nobody.
+     * "01-iterative" ("What every server does" for wake_fd).
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)echo_session;

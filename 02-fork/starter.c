@@ -17,6 +17,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 02.1).
+ * Each TODO says what; make hint CH=02 says how, one hint at a time.
  * Lesson checks: concurrency,zombies,fd-leak
  */
 #define _GNU_SOURCE
@@ -99,20 +100,14 @@ static long active;  /* children alive or not yet logged; main only */
 static void on_sigchld(int signo)
 {
     /*
-     * TODO(02.2): the reaper.  The kernel runs it each time a child ends
-     * (main() installs it for SIGCHLD, without SA_RESTART).  Collect every
-     * child that has ended: call waitpid() for any child (-1), with WNOHANG
-     * so that it never waits for the ones still running, again and again
-     * while it returns a pid.  One call is not enough: signals of one kind do
-     * not queue, so one SIGCHLD may stand for ten children.
-     * - For each pid, find its slot in children[], keep the status there and
-     *   set exited: log_reaped_children() writes the "-" line later.
-     * - A handler may only call async-signal-safe functions: no printf(), no
-     *   log_conn(), no malloc() in here.
-     * - Save errno on entry and restore it before you return: waitpid()
-     *   changes it under the code the signal interrupted.
-     * Read: the text, "Gestion des Processus Zombies" (its "Solution 1 :
-     * Signal SIGCHLD" throws the status away; you keep it); COURSE.md, "02-fork".
+     * TODO(02.2): the reaper, run when children end.  On return no ended
+     * child is left a zombie, however many ended for one signal, and each one's
+     * slot in children[] holds its status, marked exited.  It never waits for
+     * a child still running.  It is a signal handler: async-signal-safe calls
+     * only (no stdio), errno left as found.  Check: zombies.
+     * Hints: make hint CH=02 (5-7).
+     * Read: the text, "Gestion des Processus Zombies" (its "Solution 1 : Signal
+     * SIGCHLD" throws the status away; you keep it); COURSE.md, "02-fork".
      */
     (void)signo;  /* these casts keep -Werror quiet about what you have not used yet */
 }
@@ -139,20 +134,15 @@ static void block_signals(int how)
 static void log_reaped_children(void)
 {
     /*
-     * TODO(02.3): write the "-" line of every child the reaper has marked,
-     * and give its slot back.  Keep SIGCHLD blocked from start to end
-     * (block_signals()), so that the handler never changes the table while
-     * you read it.  For each slot in use whose child has exited:
-     * - take one off active, then log_conn('-', the slot's peer, active);
-     * - a child killed by a signal (WIFSIGNALED on its status) crashed: before
-     *   its "-" line, say so on stderr, as
-     *   "server: child PID (PEER) killed by signal N" (N from WTERMSIG),
-     *   unless stop_requested is set (then the server killed it on purpose);
-     * - clear the slot: pid and exited back to 0.
+     * TODO(02.3): for each child the reaper marked exited: its "-" line, with
+     * active one lower, and its slot free again; one that a signal killed
+     * outside a stop first gets "server: child PID (PEER) killed by signal N".
+     * The reaper never changes the table while this reads it.  Until you write
+     * it: no "-" line, active only grows, after 1,024 clients all are refused.
+     * Check: shutdown (each "+" has its "-").
+     * Hints: make hint CH=02 (8-10).
      * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork",
      * and CONTRACT.md, "Output" (in 02 the parent counts).
-     * Until you write it, no "-" line is written, active only grows, and no
-     * slot is ever freed: after MAX_CHILDREN clients, all are refused.
      */
 }
 
@@ -164,33 +154,17 @@ static void log_reaped_children(void)
 static void spawn_child(int listen_fd, int conn_fd, const char *peer)
 {
     /*
-     * TODO(02.1): hand this client to a child process of its own, so that
-     * the parent can go straight back to accept().
-     * - Find a free slot in children[] (pid 0).  None left: print
-     *   "server: PEER refused: N children already" (N is MAX_CHILDREN) on
-     *   stderr, close the client and return: a flood of clients must not
-     *   become a fork bomb.
-     * - block_signals(SIG_BLOCK) before fork(), and unblock them only once
-     *   the child's pid is in its slot: a child that ends at once would
-     *   otherwise be reaped before the table says which client it served.
-     * - fork() fails (EAGAIN: too many processes): log_conn_error("fork",
-     *   peer), unblock the signals, close the client and return; the server goes on.
-     * - The child (fork() returned 0), in this order: set wake_fd to the
-     *   client's socket before anything else (a stop signal must shut down
-     *   this client, never the listening socket it still shares with the
-     *   parent); give SIGCHLD back its default action (signal(), SIG_DFL) and
-     *   unblock the signals (a stop signal held back since fork() now
-     *   finds wake_fd set): it has no children of its own; close what it inherited
-     *   and does not need, listen_fd and spare_fd (else the port stays open
-     *   while any child lives); echo_session(); close the client; end with
-     *   _exit(0).  Not exit(), not return: the parent's stdio buffers and
-     *   atexit() handlers must not run twice, and a child that returned
-     *   would go on running the parent's accept loop.
-     * - The parent: write the pid and the peer (snprintf()) into the slot,
-     *   add one to active, unblock the signals, close its own copy of the client
-     *   socket (else the client never sees EOF when its child ends, and the
-     *   parent runs out of descriptors), then log_conn('+', peer, active).
-     * Until you write it, every client is closed at once and nobody is served.
+     * TODO(02.1): on return a child process of its own serves this client and
+     * the parent holds no descriptor of it: pid and peer in a free slot of
+     * children[], active one higher, the "+" line written; the parent goes
+     * straight back to accepting.  The child keeps only its client's socket,
+     * runs echo_session() and ends without returning or running anything of
+     * the parent's.  The reaper never meets a child whose slot is not filled;
+     * a stop in the child wakes its client, never the shared listening socket.
+     * A full table or no process to be had turns this client away, not the
+     * server.  Checks: concurrency, echo, fd-leak.  Until you write it, each
+     * client is turned away.
+     * Hints: make hint CH=02 (1-4).
      * Read: the text, "Approche 1 : Multi-Processus avec fork()" ("La fonction
      * fork()", "Schéma de fonctionnement"); COURSE.md, "02-fork".
      */
@@ -209,14 +183,13 @@ static void spawn_child(int listen_fd, int conn_fd, const char *peer)
 static int signal_children(int sig)
 {
     /*
-     * TODO(02.4): kill() each child still there (a slot in use whose child
-     * has not exited) with sig, and return how many you signalled.  Keep
-     * SIGCHLD blocked meanwhile (block_signals()): a child reaped between
-     * your test and your kill() gives its pid back to the system, which may
-     * hand it to another process, and that one would get the signal.
+     * TODO(02.4): deliver sig to every child still there (slot in use, not yet
+     * reaped); return how many.  No pid of the table may be reaped meanwhile: a
+     * reaped pid goes back to the system, may be another process's by then,
+     * and that one would get sig.  Until you write it, it reaches nobody.
+     * Hints: make hint CH=02 (11-13).
      * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork"
      * (what end_children() does).
-     * Until you write it, it signals nobody and returns 0.
      */
     (void)sig;  /* these casts keep -Werror quiet about what you have not used yet */
     return 0;
@@ -240,22 +213,13 @@ static long elapsed_ms(const struct timespec *since)
 static void end_children(void)
 {
     /*
-     * TODO(02.5): the stop path: end every child and return only once all
-     * are reaped, for the server must exit within 2 s and leave no process.
-     * - Note the time (clock_gettime(), CLOCK_MONOTONIC), then
-     *   signal_children(SIGTERM): in each child the stop handler shuts the
-     *   client down, echo_session() returns and the child exits.
-     * - log_reaped_children(); then, as long as active is above 0: nap 20 ms
-     *   (poll() on no descriptor: a SIGCHLD cuts the nap short) and
-     *   log_reaped_children() again.
-     * - Once a second has passed (elapsed_ms()), SIGKILL whatever is left,
-     *   once; if that was anyone, say how many on stderr:
-     *   "server: N children still there after 1 s: SIGKILL".
-     * Read that second on the clock, never by counting naps: every SIGCHLD
-     * ends a nap early, so fifty children ending together would make a
-     * "second" of fifty short naps.
-     * Until you write it, the server exits without waiting for its children:
-     * those still serving a client outlive it.
+     * TODO(02.5): the stop path: return once every child is reaped and logged
+     * (active back to 0), soon enough to exit within 2 s leaving no process.
+     * Children are asked first (SIGTERM: each one's stop handler ends its
+     * session); any still there a second later is forced, once (SIGKILL), and
+     * a line on stderr says how many.  The second is read on a clock; waiting
+     * costs no CPU.  Check: shutdown.  Until written, children outlive it.
+     * Hints: make hint CH=02 (14-16).
      * Read: the text, "Gestion des Processus Zombies"; COURSE.md, "02-fork",
      * and CONTRACT.md, "Behaviour" (Stopping).
      */

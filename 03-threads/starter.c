@@ -16,6 +16,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 03.1).
+ * Each TODO says what; make hint CH=03 says how, one hint at a time.
  * Lesson checks: concurrency,races
  */
 #define _GNU_SOURCE
@@ -104,24 +105,12 @@ static void unlink_client(struct client *c)  /* with clients_lock held */
 static void *client_thread(void *arg)
 {
     /*
-     * TODO(03.1): what one client's thread does.  arg is the client's
-     * struct client, which start_client() has already put in the list and
-     * counted; from now on the thread owns it.
-     * - echo_session() on its socket, with its peer for the log.
-     * - Then leave, all of it with clients_lock held: unlink_client() (it
-     *   takes the struct out of the list and one off active), close the
-     *   socket, log_conn('-', peer, active), free the struct, and if active
-     *   has just reached 0, wake whoever waits in end_clients()
-     *   (pthread_cond_broadcast() on all_gone).  Then unlock and return NULL.
-     * Why all of it under the lock: close the socket after unlocking and a
-     * stop walking the list may shutdown() that number just after the
-     * kernel gave it to a new client; log after unlocking and the
-     * "(N active)" numbers come out in another order than they were
-     * counted; free after unlocking and main() may have seen active at 0
-     * and be ending the process while you still touch memory.
-     * clients and active are shared by every thread: never read or write
-     * them without clients_lock (the races check builds you with
-     * ThreadSanitizer).
+     * TODO(03.1): one client's thread; arg is its struct client, listed and
+     * counted by start_client(), now this thread's.  Serve the client with
+     * echo_session(), then leave in one hold of clients_lock (never held
+     * during a session): unlisted, uncounted, socket closed, "-" logged,
+     * struct freed, end_clients() woken if last.  Checks: races, memcheck.
+     * Hints: make hint CH=03 (1-3).
      * Read: the text, "Approche 2 : Multi-Threads avec pthreads" (its
      * handle_client_thread()) and "Synchronisation : Le Problème du Partage
      * de Mémoire"; COURSE.md, "03-threads".
@@ -146,28 +135,13 @@ static void *client_thread(void *arg)
 static void start_client(int conn_fd, const char *peer, const pthread_attr_t *attr)
 {
     /*
-     * TODO(03.2): give this client a thread of its own.
-     * - malloc() a struct client; if that fails, log_conn_error("malloc",
-     *   peer), close the client and return.  Fill in its fd and its peer
-     *   (snprintf()).
-     * - Register it before the thread exists, with clients_lock held: put
-     *   it at the head of clients (its prev NULL, its next the old head,
-     *   whose prev becomes it), add one to active, and log_conn('+', peer,
-     *   active) before you unlock.  The thread may be over before
-     *   pthread_create() has even returned: it must find itself in the list.
-     * - pthread_create() with attr (main() made it detached, with a small
-     *   stack), client_thread, and the struct as its argument.  Block SIGINT
-     *   and SIGTERM around that call (pthread_sigmask(), then put the old
-     *   mask back): a new thread starts with its creator's mask, so only the
-     *   main thread ever runs the stop handler, and its shutdown(wake_fd)
-     *   wakes the accept() that thread is blocked in.
-     * - pthread_create() returns an error number and leaves errno alone
-     *   (EAGAIN: too many threads).  If it fails: print
-     *   "server: pthread_create PEER: REASON" on stderr (strerror() of that
-     *   number), then undo the registration with clients_lock held
-     *   (unlink_client(), close the socket, log_conn('-', ...)) and free
-     *   the struct.  Only this client is turned away; the server goes on.
-     * Until you write it, every client is closed at once and nobody is served.
+     * TODO(03.2): run client_thread() in a new thread made with attr, on a
+     * struct client of this client's own (its socket, a copy of peer).  It is
+     * listed, counted and logged "+" before its thread exists; only the main
+     * thread ever takes a stop signal.  No memory or thread: only this client
+     * is turned away, said on stderr, its "+" matched by a "-".
+     * Checks: concurrency, parallel.
+     * Hints: make hint CH=03 (4-7).
      * Read: the text, "Approche 2 : Multi-Threads avec pthreads" and "Thread
      * Détaché vs Joinable"; COURSE.md, "03-threads".
      */
@@ -185,18 +159,12 @@ static void start_client(int conn_fd, const char *peer, const pthread_attr_t *at
 static void end_clients(void)
 {
     /*
-     * TODO(03.3): the stop path: end every client thread, and return only
-     * once the last one has gone.  Detached threads cannot be joined; the
-     * count and the condition variable do that job.  With clients_lock held:
-     * shutdown() each listed client's socket, both ways (its thread's recv()
-     * returns 0, its session ends, and it leaves as in 03.1); then wait on
-     * all_gone until active is 0.  pthread_cond_wait() gives the lock back
-     * while it waits and takes it again before it returns; call it in a
-     * loop that tests active, since a wake-up alone proves nothing.  Unlock.
-     * shutdown(), not close(): each socket belongs to its thread, which
-     * closes it and frees its struct itself.
-     * Until you write it, main() returns while threads still serve their
-     * clients: the process ends them in mid-session, their memory unfreed.
+     * TODO(03.3): the stop path (main() has stopped accepting): every client
+     * thread ends its session now, its client busy or idle, and this returns
+     * once active is 0, well within the contract's 2 s.  Wake the threads,
+     * but take nothing from them: each socket and struct is its thread's to
+     * release (03.1).  Check: shutdown (until you write it: no "-" lines).
+     * Hints: make hint CH=03 (8-10).
      * Read: the text, "Thread Détaché vs Joinable"; COURSE.md, "03-threads",
      * and CONTRACT.md, "Behaviour" (Stopping).
      */

@@ -18,6 +18,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 04.1).
+ * Each TODO says what; make hint CH=04 says how, one hint at a time.
  * Lesson checks: pool
  */
 #define _GNU_SOURCE
@@ -100,28 +101,15 @@ static pthread_cond_t not_full;  /* the acceptor waits for room (on CLOCK_MONOTO
 static void *worker(void *arg)
 {
     /*
-     * TODO(04.3): a worker's life: take the next client off the queue, serve
-     * it, take the next one — until the server stops; then return NULL.  arg
-     * is this worker's index, 0 to opt.workers - 1 (cast through intptr_t).
-     * - under lock, sleep on not_empty while the queue is empty and no stop is
-     *   requested, in a while loop: a wake-up may be spurious, or another
-     *   worker may have taken the job first.  Never poll the queue: the pool
-     *   check measures the CPU that idle workers use;
-     * - once stop_requested is set, unlock and return, even if jobs are left:
-     *   the clients still queued are stop_pool()'s to close (04.4);
-     * - else take the job at q_head (q_head moves on, wrapping at QUEUE_CAP;
-     *   q_count goes down), signal not_full (the acceptor may be waiting for
-     *   room), record the client's socket in serving[index], add one to
-     *   active and log_conn('+', its peer, active) — still under the lock;
-     * - release the lock, then echo_session() the client: a session may last
-     *   hours, and other workers need the lock meanwhile;
-     * - take the lock again: serving[index] back to -1, close the socket, one
-     *   fewer active, log_conn('-', ...).  Close it under the lock: otherwise
-     *   stop_pool() could shut down that descriptor number after accept() has
-     *   given it to a new client.
+     * TODO(04.3): a worker: take the next queued client, serve it, again,
+     * until a stop; then return.  arg is its index (0 to opt.workers - 1).
+     * The queue, serving[] and active change only under lock, never held
+     * during a session.  Idle, it sleeps; after a stop it takes no client.
+     * While it serves, serving[index] holds the socket, which it alone
+     * closes, logging "+" and "-".  Checks: pool, concurrency, races.
+     * Hints: make hint CH=04 (7-10).
      * Read: the text, "Thread Pool (Pool de Threads)" (worker_thread()) and
      * "Solution : Mutex"; COURSE.md, "04-threadpool".
-     * Until you write it, every worker ends at once and nobody is served.
      */
     (void)arg;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)active;
@@ -139,24 +127,15 @@ static void *worker(void *arg)
 static void wait_for_room(void)
 {
     /*
-     * TODO(04.2): return as soon as the queue has room for one more client,
-     * or the server is stopping.  This is the acceptor's half of
-     * backpressure: main() calls it before each accept(), so while the ring
-     * holds QUEUE_CAP clients nobody is accepted, and new clients wait in the
-     * kernel's listen backlog, not in our memory.
-     * - hold lock, and wait on not_full in a while loop (not an if) that tests
-     *   both "full" and stop_requested again after every wake-up;
-     * - a signal handler may not touch a mutex or a condition variable, so no
-     *   stop signal can wake this wait: make it pthread_cond_timedwait() with
-     *   a deadline 250 ms ahead.  The deadline is absolute, on the clock
-     *   main() gave not_full, CLOCK_MONOTONIC (the wall clock can be set
-     *   back): clock_gettime(), add, and carry tv_nsec into tv_sec when it
-     *   reaches a second;
-     * - unlock before you return.
-     * Read: the text, "Thread Pool (Pool de Threads)" (its queue has no bound,
-     * so no backpressure); COURSE.md, "04-threadpool".
-     * Until you write it, the queue is as good as always full: the acceptor
-     * waits for a stop signal and accepts nobody.
+     * TODO(04.2): the acceptor's side of backpressure: return, lock released,
+     * once the queue has room for one more client or a stop is requested;
+     * while it is full, clients wait in the kernel's backlog, not in our
+     * memory.  No signal can wake this wait, yet a stop is seen within a
+     * fraction of a second, even with the wall clock set back; waiting costs
+     * no CPU.  Check: pool.
+     * Hints: make hint CH=04 (4-6).
+     * Read: the text, "Thread Pool (Pool de Threads)" (its acceptor never
+     * waits for room); COURSE.md, "04-threadpool".
      */
     (void)not_full;  /* these casts keep -Werror quiet about what you have not used yet */
     while (!stop_requested)
@@ -166,17 +145,14 @@ static void wait_for_room(void)
 static void enqueue(int conn_fd, const char *peer)
 {
     /*
-     * TODO(04.1): add one accepted client at the tail of the ring, then wake
-     * one worker.  The whole of it under lock:
-     * - the free slot is q_count places after q_head, wrapping at QUEUE_CAP;
-     *   put conn_fd in it, and a copy of peer (the caller's buffer dies when
-     *   it returns; at most ADDR_STRLEN bytes, NUL included: snprintf());
-     * - one more job in q_count, then signal not_empty: one job needs one
-     *   worker, so a signal, not a broadcast.
-     * Do not test for room here: main() has called wait_for_room() (04.2).
+     * TODO(04.1): add one accepted client at the tail of the ring (its
+     * socket, a copy of peer: the caller's buffer dies) and wake one idle
+     * worker for it, all under lock.  On entry there is room (04.2), and only
+     * main() adds.  Until you write it, the client is turned away.
+     * Checks: echo, races (with 04.3).
+     * Hints: make hint CH=04 (1-3).
      * Read: the text, "Thread Pool (Pool de Threads)" (its queue_push(), in
      * the queue it leaves out); COURSE.md, "04-threadpool".
-     * Until you write it, the client is turned away: its socket is closed.
      */
     (void)peer;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)queue;
@@ -195,23 +171,15 @@ static void enqueue(int conn_fd, const char *peer)
 static void stop_pool(pthread_t *workers)
 {
     /*
-     * TODO(04.4): stop the pool (main() has stopped accepting and closed the
-     * listening socket) and wait for every worker to end.  Under lock:
-     * - shutdown() with SHUT_RDWR each socket a worker is serving (serving[i]
-     *   not -1): its recv() returns 0 and its session ends.  Do not close()
-     *   it: that socket is its worker's, which closes it and logs "-";
-     * - close every client still in the queue (never served: no log line),
-     *   and leave the queue empty;
-     * - broadcast not_empty: every idle worker must wake and see the stop (a
-     *   signal wakes only one).
-     * Then, the lock released (a finishing worker needs it), pthread_join()
-     * each of the opt.workers threads of workers[].
+     * TODO(04.4): stop the pool (main() has closed the listening socket);
+     * return once every worker has ended, within the contract's 2 s.  Sessions
+     * in progress end now, client busy or idle, each still closed and logged
+     * "-" by its own worker; queued clients, never served, are closed
+     * unlogged and the queue left empty; every idle worker sees the stop; all
+     * are joined.  Checks: shutdown, races.
+     * Hints: make hint CH=04 (11-13).
      * Read: the text, "Thread Détaché vs Joinable" (why join); COURSE.md,
      * "04-threadpool".
-     * Until you write it, main() goes on without waiting for anyone: it frees
-     * serving[] while workers may still use it (the races check sees that),
-     * and the process ends with clients still being served, never closed nor
-     * logged with "-" (the shutdown check sees that).
      */
     (void)workers;  /* these casts keep -Werror quiet about what you have not used yet */
 }

@@ -18,7 +18,10 @@
  * ../06-poll/server.c (the same loop without the FD_SETSIZE wall).
  * Build: cc -pthread -o server server.c
  *
- * STARTER: the functions marked TODO are yours to write (start with 05.1).
+ * STARTER: the functions marked TODO are yours to write (start with 05.1):
+ * the connection buffers first (05.1-05.7), then the select() loop that
+ * uses them (05.8-05.12).
+ * Each TODO says what; make hint CH=05 says how, one hint at a time.
  * Lesson checks: parallel,limits
  */
 #define _GNU_SOURCE
@@ -64,7 +67,7 @@ static void log_data(const char *peer, const char *buf, size_t len); /* -v: each
 static void die(const char *what);                 /* "server: what: strerror(errno)", exit 1 */
 /* ==== end shared: boilerplate.h ==== */
 
-/* ==== shared: conn-buffers.h — defined at the end of this file; the same in 05-08 (make sync) ==== */
+/* ==== shared: conn-buffers.h — defined below: this chapter's lesson, the same in 05-08 (make sync) ==== */
 #define OUT_CAP (64 * 1024)  /* pending output per connection: past it, stop reading from it */
 
 struct conn {
@@ -81,12 +84,219 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
-/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
-enum { READABLE = 1, READABLE_TO_END = 2 };
+static int conn_read(struct conn *c);     /* read and echo: -1 dead; 1 stopped at a short read */
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
 /* ==== end shared: conn-buffers.h ==== */
+
+/* ==== shared: conn-buffers — this chapter's lesson, which 06-08 reuse: make sync copies it there ==== */
+/*
+ * Output that the kernel has not taken yet stays in the connection's buffer,
+ * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
+ * client (it is sending faster than it reads) until the output drains:
+ * memory stays bounded whatever a client does, and a client that never reads
+ * slows down only itself.
+ */
+
+static struct conn *conn_new(int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+
+    if (c == NULL) {
+        log_conn_error("calloc", peer);
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->next = all_conns;
+    if (all_conns)
+        all_conns->prev = c;
+    all_conns = c;
+    log_conn('+', c->peer, ++active);
+    return c;
+}
+
+/* The one place a connection ends: its socket, its buffer and its struct go together. */
+static void conn_free(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    close(c->fd);
+    log_conn('-', c->peer, --active);
+    free(c->out);
+    free(c);
+}
+
+/* Send as much of buf as the kernel takes now: the number of bytes sent, -1 if the connection is dead. */
+static ssize_t send_some(struct conn *c, const char *buf, size_t len)
+{
+    /*
+     * TODO(05.1): send the first bytes of buf[0..len) that the kernel takes now,
+     * without ever waiting. Returns how many were sent (0 to len), or -1
+     * once the connection is dead (its error logged with log_conn_error()).
+     * - "the kernel is full" is not an error: the rest waits for later;
+     * - a client that resets or vanishes ends its own connection, never the
+     *   server (no signal may kill it).
+     * Checked by: echo (4 MiB streams), robustness (a client that never reads).
+     * Hints: make hint CH=05 (1-3).
+     * Read: the text, "Inconvénients de l'I/O Multiplexing";
+     * COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)buf;
+    (void)len;
+    return -1;
+}
+
+/* Send pending output, as much as the kernel takes. -1: the connection is dead. */
+static int conn_flush(struct conn *c)
+{
+    /*
+     * TODO(05.2): send as much of c's pending output as the kernel takes now.
+     * Returns 0, or -1 once the connection is dead. Afterwards c->out holds
+     * exactly the bytes not yet sent, in order, from its start, and
+     * c->out_len counts them; a connection with nothing pending holds no
+     * buffer at all (c->out is NULL): 10,000 idle clients must stay cheap.
+     * Checked by: echo (a half-close with output still queued), memcheck.
+     * Hints: make hint CH=05 (4-6).
+     * Read: COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)send_some;
+    return -1;
+}
+
+/* Echo len bytes: straight back if nothing is pending, and keep what the kernel does not take. */
+static int conn_echo(struct conn *c, const char *buf, size_t len)
+{
+    /*
+     * TODO(05.3): echo buf[0..len), which conn_read() just received, after
+     * whatever c already has pending. Returns 0, or -1 once the connection
+     * is dead (an allocation failure ends it too, logged).
+     * - the client receives every byte in the order sent, whatever the
+     *   kernel takes on each call;
+     * - bytes go straight to the socket when nothing is pending: an echo that
+     *   the kernel takes whole costs no copy and no buffer;
+     * - what stays pending fits in OUT_CAP: conn_read() never reads more than
+     *   the room left, and you may rely on it.
+     * Checked by: echo, robustness, memcheck.
+     * Hints: make hint CH=05 (7-9).
+     * Read: COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)buf;
+    (void)len;
+    return -1;
+}
+
+/*
+ * Read what the client sent and echo it, until the socket is empty, the
+ * client half-closes, or pending output reaches the watermark.  Returns -1
+ * if the connection is dead, 1 if it stopped at a short read, 0 otherwise.
+ *
+ * A short read (fewer bytes than asked for) means the socket was empty when
+ * recv() returned: TCP hands over everything it holds up to the size asked.
+ * Stopping there saves the recv() that would only say EAGAIN, so a message
+ * costs two system calls, recv() and send().  Data that arrives afterwards
+ * is reported again, even by edge-triggered epoll: each arrival is an edge.
+ * A FIN queued behind the data is not: the loops that wait for level
+ * changes see it on their next wait, and 07's edge-triggered loop calls
+ * conn_read() again after a short read when the event says the client has
+ * closed its side (read_to_end()).
+ */
+static int conn_read(struct conn *c)
+{
+    /*
+     * TODO(05.4): read what c's client sent and echo it (conn_echo()), until
+     * the socket has nothing more to give now, the client has closed its side,
+     * or the pending output reaches the watermark, OUT_CAP. Returns -1 once
+     * the connection is dead, 1 if it stopped at a short read (07 will
+     * need to tell that case apart), 0 otherwise.
+     * - never waits; never reads past the room left below OUT_CAP;
+     * - the end of the stream is not the end of the connection: remember it
+     *   in c->read_closed, and what is pending must still go out;
+     * - -v logs every message received (log_data());
+     * - a reset ends this connection only.
+     * Checked by: echo (half-closes, 1,000 pipelined messages), robustness.
+     * Hints: make hint CH=05 (10-13).
+     * Read: the text, "Approche 3 : I/O Multiplexing › Concept";
+     * COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)conn_echo;
+    (void)log_data;
+    return -1;
+}
+
+/* What the loop must watch: reading below the watermark and before the end of the stream... */
+static int conn_wants_read(const struct conn *c)
+{
+    /*
+     * TODO(05.5): whether the loop should watch c for reading now: 1 or 0.
+     * It must say no once the client's stream has ended, and no while the
+     * pending output is at the watermark (OUT_CAP): a client that sends
+     * without reading may cost the server OUT_CAP bytes, never more.
+     * Checked by: robustness (16 MiB sent, nothing read: memory stays flat).
+     * Hints: make hint CH=05 (14-15).
+     * Read: COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    return 0;
+}
+
+/* ...and writing while output is pending. */
+static int conn_wants_write(const struct conn *c)
+{
+    /*
+     * TODO(05.6): whether the loop should watch c for writing now: 1 or 0.
+     * A socket can take data almost all the time: watched when there is
+     * nothing to send, it would wake the loop for nothing, over and over.
+     * Checked by: idle-cpu (an idle server sleeps).
+     * Hints: make hint CH=05 (16-17).
+     * Read: COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    return 0;
+}
+
+/*
+ * One readiness report for a connection: readable and writable say what it
+ * was reported ready for.  Returns 1 when it is finished (an error, or
+ * half-closed with everything echoed): the caller frees it.
+ * After output drains, reading resumes at once, without another round
+ * through the wait for a fresh "readable" report (in 07 that report would
+ * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
+ * carries EPOLLIN while data waits).
+ */
+static int conn_handle(struct conn *c, int readable, int writable)
+{
+    /*
+     * TODO(05.7): c was reported readable and/or writable (each nonzero or 0):
+     * do what it is ready for, and return 1 when the connection is finished
+     * (dead, or its client closed its side and every byte has been echoed),
+     * 0 otherwise. The caller frees a finished connection; you free nothing.
+     * - pending output goes out before anything newer;
+     * - once output drains below the watermark, reading resumes in the same
+     *   call: no wait for another "readable" report is needed.
+     * Checked by: echo (half-close with output queued), robustness.
+     * Hints: make hint CH=05 (18-20).
+     * Read: COURSE.md, "05-select"; STYLE: "Backpressure by watermark".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)readable;
+    (void)writable;
+    (void)conn_flush;
+    (void)conn_read;
+    (void)conn_wants_read;
+    return 1;
+}
+/* ==== end shared: conn-buffers ==== */
 
 /*
  * The master sets say what to watch; select() overwrites the sets it is
@@ -100,15 +310,13 @@ static int max_fd;                        /* highest descriptor in the master se
 static void watch(struct conn *c)
 {
     /*
-     * TODO(05.1): make the master sets say what c needs now, and nothing
-     * more: c->fd in master_read exactly while conn_wants_read(c), in
-     * master_write exactly while conn_wants_write(c). Set it or clear it
-     * (FD_SET, FD_CLR) each time: what c wants changes after every event.
-     * - a connection at the watermark (OUT_CAP pending) or half-closed must
-     *   leave master_read: left in, select() reports it readable at once,
-     *   again and again, and the loop spins at 100% CPU;
-     * - a socket is writable almost all the time: ask for it only while
-     *   output is pending, or every select() returns at once.
+     * TODO(05.8): make the master sets say what c needs now, and nothing more:
+     * c->fd is in master_read exactly while conn_wants_read(c), in
+     * master_write exactly while conn_wants_write(c). What c wants changes
+     * after every event, in both directions.
+     * Checked by: idle-cpu (no spinning), robustness (a full client is not
+     * read), echo.
+     * Hints: make hint CH=05 (21-23).
      * Read: the text, "Macros pour manipuler fd_set"; COURSE.md, "05-select".
      */
     (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
@@ -121,18 +329,14 @@ static void watch(struct conn *c)
 static void drop(struct conn *c)
 {
     /*
-     * TODO(05.2): end connection c for good. Take c->fd out of both master
-     * sets and out of conn_of[], lower max_fd while the number at the top
-     * is no longer watched, and only then conn_free(c): it closes the
-     * socket, logs the "-" line and frees c with its buffer.
-     * - clear the sets first: after conn_free() c is gone, and the next
-     *   accept() may hand the same descriptor number to a new client; a
-     *   closed descriptor left in a set makes select() fail with EBADF;
-     * - the listening socket is in master_read but has no conn_of[] entry:
-     *   max_fd must never go below it.
-     * Read: the text, "Exemple Complet : Serveur avec select()" (it rebuilds
-     * its set on every turn; yours lasts, so a leaving client must be taken
-     * out of it); COURSE.md, "05-select".
+     * TODO(05.9): end connection c for good: afterwards no master set, no
+     * conn_of[] entry and no max_fd refers to its descriptor, and c itself is
+     * gone (conn_free() closes it, logs its "-" and frees it). max_fd stays
+     * the highest descriptor watched, never below the listening socket's.
+     * Checked by: fd-leak, echo (a descriptor number reused by the next
+     * client), shutdown.
+     * Hints: make hint CH=05 (24-26).
+     * Read: the text, "Exemple Complet : Serveur avec select()"; COURSE.md, "05-select".
      */
     (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)conn_of;
@@ -148,23 +352,17 @@ static void drop(struct conn *c)
 static void accept_clients(int listen_fd)
 {
     /*
-     * TODO(05.3): accept every client that is waiting, not just one: loop on
-     * accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK) until it fails
-     * with EAGAIN (the listening socket is non-blocking; SOCK_NONBLOCK makes
-     * the client's socket non-blocking too, so that no recv() or send()
-     * ever stops the loop).
-     * - when it fails: EINTR, ECONNABORTED (the client left before we took
-     *   it) and EMFILE while spare_fd >= 0 (accept_client() turned one client
-     *   away) mean "try the next one"; anything else ends the loop, with
-     *   perror("server: accept") unless it is EAGAIN/EWOULDBLOCK or a stop
-     *   was requested.
-     * - the FD_SETSIZE wall: a descriptor >= FD_SETSIZE can never be FD_SET
-     *   (it would write past the end of the set and corrupt memory, with no
-     *   error). Refuse that client: one line on stderr naming its address
-     *   (format_addr()), the descriptor and FD_SETSIZE, then close it.
-     * - otherwise conn_new(fd, peer) (it logs "+"; NULL: out of memory, it
-     *   has closed fd already), record c in conn_of[fd], raise max_fd if
-     *   needed, and watch(c).
+     * TODO(05.10): accept every client waiting on listen_fd, not only one, and
+     * return when nobody is left waiting; never wait. Each accepted client is
+     * a non-blocking socket with a struct conn (conn_new()), found from its
+     * descriptor in conn_of[] and watched (watch()).
+     * - a descriptor that select() cannot watch (FD_SETSIZE and above) is
+     *   refused: closed, with one line on stderr that names the client;
+     * - a client that left before it was accepted, a signal, or running out
+     *   of descriptors (accept_client() turns that client away) must not stop
+     *   the accepting.
+     * Checked by: parallel (500 clients at once), limits (1,100), emfile.
+     * Hints: make hint CH=05 (27-30).
      * Read: the text, "Limitations de select()"; COURSE.md, "05-select".
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
@@ -180,14 +378,13 @@ static void accept_clients(int listen_fd)
 static void event_loop_open(int listen_fd)
 {
     /*
-     * TODO(05.4): the first descriptor select() watches is the listening
-     * socket: put listen_fd in master_read and make it max_fd. It obeys the
-     * same wall as the clients: if it is >= FD_SETSIZE, die() with a message
-     * that says so (main() has not printed its ready line yet).
-     * Read: the text, "select() : I/O Multiplexing de Base"; COURSE.md,
-     * "05-select".
+     * TODO(05.11): make listen_fd the first descriptor the loop watches (for
+     * reading), and the highest so far. It obeys the same wall as any
+     * client: if select() cannot watch it, the server cannot run (die()).
+     * Hints: make hint CH=05 (31-32).
+     * Read: the text, "select() : I/O Multiplexing de Base"; COURSE.md, "05-select".
      */
-    (void)listen_fd;
+    (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
 }
 
 /*
@@ -198,22 +395,21 @@ static void event_loop_open(int listen_fd)
 static void event_loop_run(int listen_fd)
 {
     /*
-     * TODO(05.5): the loop, until stop_requested.
-     * - select() over descriptors 0 to max_fd, no timeout, on COPIES of the
-     *   master sets: it overwrites the sets it is given with its answer.
-     *   -1 with EINTR is a signal: loop, so that the flag is tested; any
-     *   other failure: die("select").
-     * - the sets it gives back say which descriptors are ready, its return
-     *   value how many: test each one up to max_fd with FD_ISSET (you may
-     *   stop once all n are found, or when a stop is requested). listen_fd readable: accept_clients(). A client's
-     *   descriptor (conn_of[fd]): conn_handle(c, readable, writable); if it
-     *   says the connection is finished, drop(c); if not, watch(c) again.
-     * - once the loop ends, drop() every connection still open (all_conns
-     *   lists them): each logs its "-". main() closes listen_fd.
-     * A stop signal shuts down listen_fd (wake_fd): select() returns.
+     * TODO(05.12): the event loop. Until stop_requested: sleep in select()
+     * until some watched descriptor is ready, then give each ready one what it
+     * is ready for: the listening socket accepts, a client's connection is
+     * handled (conn_handle()), then dropped if finished or watched again.
+     * When the loop ends, every connection still open is dropped (each logs
+     * its "-"); main() closes listen_fd.
+     * - select() never waits on a closed descriptor, never returns at once
+     *   when nothing is ready, and a signal (a stop) must not end the server
+     *   with an error: a stop signal wakes select() (wake_fd);
+     * - finding the ready ones costs a test per descriptor up to max_fd.
+     * Until you write it, this waits for a stop signal and serves nobody.
+     * Checked by: all the checks; shutdown, idle-cpu.
+     * Hints: make hint CH=05 (33-36).
      * Read: the text, "select() : I/O Multiplexing de Base"; COURSE.md,
      * "05-select" (and "What every server does" for wake_fd).
-     * Until you write it, this waits for a stop signal and serves nobody.
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)accept_clients;
@@ -527,168 +723,3 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
 }
 /* ==== end shared: boilerplate.c ==== */
 
-/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
-/*
- * Output that the kernel has not taken yet stays in the connection's buffer,
- * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
- * client (it is sending faster than it reads) until the output drains:
- * memory stays bounded whatever a client does, and a client that never reads
- * slows down only itself.
- */
-
-static struct conn *conn_new(int fd, const char *peer)
-{
-    struct conn *c = calloc(1, sizeof *c);
-
-    if (c == NULL) {
-        log_conn_error("calloc", peer);
-        close(fd);
-        return NULL;
-    }
-    c->fd = fd;
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
-    c->next = all_conns;
-    if (all_conns)
-        all_conns->prev = c;
-    all_conns = c;
-    log_conn('+', c->peer, ++active);
-    return c;
-}
-
-/* The one place a connection ends: its socket, its buffer and its struct go together. */
-static void conn_free(struct conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    close(c->fd);
-    log_conn('-', c->peer, --active);
-    free(c->out);
-    free(c);
-}
-
-/* Send as much of buf as the kernel takes now: the number of bytes sent, -1 if the connection is dead. */
-static ssize_t send_some(struct conn *c, const char *buf, size_t len)
-{
-    size_t sent = 0;
-
-    while (sent < len) {
-        ssize_t nsent = send(c->fd, buf + sent, len - sent, MSG_NOSIGNAL);
-        if (nsent >= 0)
-            sent += (size_t)nsent;
-        else if (errno == EAGAIN || errno == EWOULDBLOCK)
-            break;  /* the kernel's buffer is full: the loop will wait until it is writable */
-        else if (errno != EINTR) {
-            log_conn_error("send", c->peer);  /* EPIPE, ECONNRESET: this connection only */
-            return -1;
-        }
-    }
-    return (ssize_t)sent;
-}
-
-/* Send pending output, as much as the kernel takes. -1: the connection is dead. */
-static int conn_flush(struct conn *c)
-{
-    ssize_t nsent;
-
-    if (c->out_len == 0)
-        return 0;
-    nsent = send_some(c, c->out, c->out_len);
-    if (nsent < 0)
-        return -1;
-    memmove(c->out, c->out + nsent, c->out_len - (size_t)nsent);
-    c->out_len -= (size_t)nsent;
-    if (c->out_len == 0) {
-        free(c->out);  /* an idle connection holds no buffer: 10,000 of them stay cheap */
-        c->out = NULL;
-    }
-    return 0;
-}
-
-/* Echo len bytes: straight back if nothing is pending, and keep what the kernel does not take. */
-static int conn_echo(struct conn *c, const char *buf, size_t len)
-{
-    if (c->out_len == 0) {
-        ssize_t nsent = send_some(c, buf, len);
-        if (nsent < 0)
-            return -1;
-        buf += nsent;
-        len -= (size_t)nsent;
-        if (len == 0)
-            return 0;
-    }
-    if (c->out == NULL && (c->out = malloc(OUT_CAP)) == NULL) {
-        log_conn_error("malloc", c->peer);
-        return -1;
-    }
-    memcpy(c->out + c->out_len, buf, len);  /* conn_read never reads more than the room left */
-    c->out_len += len;
-    return 0;
-}
-
-/*
- * Read what the client sent and echo it, until the socket is empty, the
- * client half-closes, or pending output reaches the watermark.
- *
- * A short read (fewer bytes than asked for) means the socket was empty when
- * recv() returned: TCP hands over everything it holds up to the size asked.
- * Stopping there saves the recv() that would only say EAGAIN, so a message
- * costs two system calls, recv() and send().  Data that arrives afterwards
- * is reported again, even by edge-triggered epoll: each arrival is an edge.
- *
- * A short read says nothing of a FIN queued behind the data, though.  Level-
- * triggered loops see it on the next wait.  Edge-triggered epoll reports data
- * and FIN that arrive together as one edge, and no other would come: the
- * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
- * and then only EAGAIN or the end of the stream stops the reading.
- */
-static int conn_read(struct conn *c, int to_end)
-{
-    static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
-
-    while (!c->read_closed && c->out_len < OUT_CAP) {
-        size_t room = OUT_CAP - c->out_len, want = room < sizeof buf ? room : sizeof buf;
-        ssize_t nread = recv(c->fd, buf, want, 0);
-        if (nread > 0) {
-            log_data(c->peer, buf, (size_t)nread);
-            if (conn_echo(c, buf, (size_t)nread) < 0)
-                return -1;
-            if ((size_t)nread < want && !to_end)
-                return 0;  /* a short read: the socket is empty */
-        } else if (nread == 0) {
-            c->read_closed = 1;  /* echo what is pending, then close */
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return 0;
-        } else if (errno != EINTR) {
-            log_conn_error("recv", c->peer);  /* ECONNRESET: this connection only */
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* What the loop must watch: reading below the watermark, writing while output is pending. */
-static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->out_len < OUT_CAP; }
-static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
-
-/*
- * One readiness report for a connection: readable is 0, READABLE or
- * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
- * or half-closed with everything echoed): the caller frees it.
- * After output drains, reading resumes at once, without another round
- * through the wait for a fresh "readable" report (in 07 that report would
- * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
- * carries EPOLLIN while data waits).
- */
-static int conn_handle(struct conn *c, int readable, int writable)
-{
-    if (writable && conn_flush(c) < 0)
-        return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
-        return 1;
-    return c->read_closed && c->out_len == 0;
-}
-/* ==== end shared: conn-buffers.c ==== */

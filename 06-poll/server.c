@@ -76,8 +76,7 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
-/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
-enum { READABLE = 1, READABLE_TO_END = 2 };
+static int conn_read(struct conn *c);     /* read and echo: -1 dead; 1 stopped at a short read */
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
@@ -189,7 +188,7 @@ static void event_loop_run(int listen_fd)
             if (r == 0)
                 continue;
             pfds[i].revents = 0;
-            if (conn_handle(conns[i], r & (POLLIN | POLLHUP | POLLERR) ? READABLE : 0, r & (POLLOUT | POLLHUP | POLLERR)))
+            if (conn_handle(conns[i], r & (POLLIN | POLLHUP | POLLERR), r & (POLLOUT | POLLHUP | POLLERR)))
                 drop(i);
             else
                 pfds[i].events = wanted(conns[i]);
@@ -508,7 +507,7 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
 }
 /* ==== end shared: boilerplate.c ==== */
 
-/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
+/* ==== shared: conn-buffers — 05's lesson, copied from 05-select/server.c (make sync) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -612,21 +611,20 @@ static int conn_echo(struct conn *c, const char *buf, size_t len)
 
 /*
  * Read what the client sent and echo it, until the socket is empty, the
- * client half-closes, or pending output reaches the watermark.
+ * client half-closes, or pending output reaches the watermark.  Returns -1
+ * if the connection is dead, 1 if it stopped at a short read, 0 otherwise.
  *
  * A short read (fewer bytes than asked for) means the socket was empty when
  * recv() returned: TCP hands over everything it holds up to the size asked.
  * Stopping there saves the recv() that would only say EAGAIN, so a message
  * costs two system calls, recv() and send().  Data that arrives afterwards
  * is reported again, even by edge-triggered epoll: each arrival is an edge.
- *
- * A short read says nothing of a FIN queued behind the data, though.  Level-
- * triggered loops see it on the next wait.  Edge-triggered epoll reports data
- * and FIN that arrive together as one edge, and no other would come: the
- * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
- * and then only EAGAIN or the end of the stream stops the reading.
+ * A FIN queued behind the data is not: the loops that wait for level
+ * changes see it on their next wait, and 07's edge-triggered loop calls
+ * conn_read() again after a short read when the event says the client has
+ * closed its side (read_to_end()).
  */
-static int conn_read(struct conn *c, int to_end)
+static int conn_read(struct conn *c)
 {
     static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
 
@@ -637,8 +635,8 @@ static int conn_read(struct conn *c, int to_end)
             log_data(c->peer, buf, (size_t)nread);
             if (conn_echo(c, buf, (size_t)nread) < 0)
                 return -1;
-            if ((size_t)nread < want && !to_end)
-                return 0;  /* a short read: the socket is empty */
+            if ((size_t)nread < want)
+                return 1;  /* a short read: the socket is empty */
         } else if (nread == 0) {
             c->read_closed = 1;  /* echo what is pending, then close */
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -651,14 +649,22 @@ static int conn_read(struct conn *c, int to_end)
     return 0;
 }
 
-/* What the loop must watch: reading below the watermark, writing while output is pending. */
-static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->out_len < OUT_CAP; }
-static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
+/* What the loop must watch: reading below the watermark and before the end of the stream... */
+static int conn_wants_read(const struct conn *c)
+{
+    return !c->read_closed && c->out_len < OUT_CAP;
+}
+
+/* ...and writing while output is pending. */
+static int conn_wants_write(const struct conn *c)
+{
+    return c->out_len > 0;
+}
 
 /*
- * One readiness report for a connection: readable is 0, READABLE or
- * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
- * or half-closed with everything echoed): the caller frees it.
+ * One readiness report for a connection: readable and writable say what it
+ * was reported ready for.  Returns 1 when it is finished (an error, or
+ * half-closed with everything echoed): the caller frees it.
  * After output drains, reading resumes at once, without another round
  * through the wait for a fresh "readable" report (in 07 that report would
  * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
@@ -668,8 +674,8 @@ static int conn_handle(struct conn *c, int readable, int writable)
 {
     if (writable && conn_flush(c) < 0)
         return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
-/* ==== end shared: conn-buffers.c ==== */
+/* ==== end shared: conn-buffers ==== */

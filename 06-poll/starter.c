@@ -17,6 +17,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 06.1).
+ * Each TODO says what; make hint CH=06 says how, one hint at a time.
  * Lesson checks: parallel,limits
  */
 #define _GNU_SOURCE
@@ -79,8 +80,7 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
-/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
-enum { READABLE = 1, READABLE_TO_END = 2 };
+static int conn_read(struct conn *c);     /* read and echo: -1 dead; 1 stopped at a short read */
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
@@ -99,16 +99,13 @@ static size_t nfds, cap;
 static short wanted(const struct conn *c)
 {
     /*
-     * TODO(06.1): the events poll() must watch on c now: POLLIN while
-     * conn_wants_read(c), POLLOUT while conn_wants_write(c), either, both or
-     * neither (poll() reports POLLHUP and POLLERR without being asked).
-     * - at the watermark or after a half-close, no POLLIN: a readable socket
-     *   that nobody reads makes poll() return at once, forever;
-     * - POLLOUT only while output is pending: a socket is almost always
-     *   writable.
-     * The value is a short, like the events field of struct pollfd.
-     * Read: the text, "Avantages sur select()" (the events); COURSE.md,
-     * "06-poll".
+     * TODO(06.1): the events poll() must watch on c now, as a pollfd's events field:
+     * reading exactly while the connection can take more input, writing exactly
+     * while output is pending; either, both or neither. Ask for more and poll()
+     * returns at once, every turn, with nothing to do (the idle-cpu check measures
+     * it); ask for less and a client stalls (echo).
+     * Hints: make hint CH=06 (1-3).
+     * Read: the text, "Avantages sur select()" (the events); COURSE.md, "06-poll".
      */
     (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)conn_wants_read;
@@ -119,19 +116,14 @@ static short wanted(const struct conn *c)
 static int add(struct conn *c)
 {
     /*
-     * TODO(06.2): append an entry for c at index nfds of both arrays: in
-     * pfds[], its descriptor, wanted(c) and revents 0; in conns[], c itself.
-     * c is NULL for entry 0, the listening socket's: then put descriptor -1
-     * (poll() skips negative ones) and no events; the caller fills it in.
-     * Return 0, or -1 if memory runs out.
-     * - when nfds reaches cap, grow both arrays with realloc(), doubling cap
-     *   (start with a few dozen entries): each client then costs O(1) on
-     *   average, and there is no limit but the descriptors. A fixed array,
-     *   as in the text, only moves the wall;
-     * - keep realloc()'s answer in a new variable until you know it is not
-     *   NULL: on failure the old array is still yours, and still valid.
-     * Read: the text, "Exemple avec poll()" (its fixed MAX_CLIENTS);
-     * COURSE.md, "06-poll".
+     * TODO(06.2): append an entry for c to both arrays, at index nfds: pfds[i] and
+     * conns[i] always describe the same connection. Its pollfd watches what c needs
+     * now (06.1), nothing reported yet. c is NULL only for entry 0, the listening
+     * socket's, which the caller completes: until then poll() passes it over.
+     * Return 0, or -1 if memory runs out (the arrays still valid, entries intact).
+     * No cap but the descriptor limit, and O(1) per client on average (limits).
+     * Hints: make hint CH=06 (4-7).
+     * Read: the text, "Exemple avec poll()" (its fixed MAX_CLIENTS); COURSE.md, "06-poll".
      */
     (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)pfds;
@@ -146,13 +138,14 @@ static int add(struct conn *c)
 static void drop(size_t i)
 {
     /*
-     * TODO(06.3): end the connection of entry i: conn_free() it (that closes
-     * the socket, logs "-" and frees it), then fill the hole with the last
-     * entry of both arrays and count one entry less. poll() does not care
-     * about the order, and no entry ever stays empty in the middle.
-     * When i is the last entry, that move copies it onto itself: harmless.
-     * Read: the text, "Exemple avec poll()" (it leaves holes, fd -1, and
-     * its nfds never shrinks); COURSE.md, "06-poll".
+     * TODO(06.3): end entry i's connection the one way connections end (the
+     * connection buffers' helper: socket closed, "-" logged, memory released) and
+     * take its entry out of both arrays, which stay dense: entries 0 to nfds-1 all
+     * in use, one fewer than before, no hole. Their order does not matter to poll();
+     * which entry moved matters to the loop (06.6). i may be the last entry.
+     * Hints: make hint CH=06 (8-10).
+     * Read: the text, "Exemple avec poll()" (it leaves holes, and its count of
+     * entries never shrinks); COURSE.md, "06-poll".
      */
     (void)i;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)conn_free;
@@ -161,20 +154,15 @@ static void drop(size_t i)
 static void accept_clients(int listen_fd)
 {
     /*
-     * TODO(06.4): accept every client that is waiting, until accept_client()
-     * fails with EAGAIN: call accept_client(listen_fd, &peer_addr,
-     * SOCK_NONBLOCK), so that the client's socket is non-blocking too.
-     * - on failure: EINTR, ECONNABORTED (the client left before we took it),
-     *   and EMFILE while spare_fd >= 0 (accept_client() turned one client
-     *   away) mean "go on with the next"; anything else ends the loop, with
-     *   perror("server: accept") unless it is EAGAIN/EWOULDBLOCK or a stop
-     *   was requested;
-     * - on success: format_addr() the peer, conn_new(fd, peer) (it logs "+";
-     *   NULL: out of memory, and it has closed fd itself), then add(c); if
-     *   add() fails, log_conn_error("realloc", peer) and conn_free(c).
-     * Unlike 05 there is no FD_SETSIZE wall here: keep no such test.
-     * Read: the text, "Avantages sur select()"; COURSE.md, "06-poll"
-     * (and "05-select", whose accept_clients() this is, minus the wall).
+     * TODO(06.4): poll() reported listen_fd: take every client waiting now, not
+     * just one, each through accept_client() with a non-blocking socket, and give
+     * each a connection (conn_new()) and an entry (add()). What goes wrong with one
+     * client (it left early, no memory for it) ends that client only, never the
+     * server nor the next one; running out of descriptors never makes the loop spin
+     * (emfile); no cap but the descriptor limit (05's wall has no place here).
+     * Hints: make hint CH=06 (11-14).
+     * Read: the text, "Avantages sur select()"; COURSE.md, "06-poll" (and
+     * "05-select", whose accept_clients() this is, minus the wall).
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)accept_client;
@@ -186,9 +174,11 @@ static void accept_clients(int listen_fd)
 static void event_loop_open(int listen_fd)
 {
     /*
-     * TODO(06.5): make entry 0 of the arrays the listening socket: add() an
-     * entry for no connection (NULL), die("malloc") if that fails, then give
-     * it listen_fd and POLLIN. The loop treats entry 0 apart from the rest.
+     * TODO(06.5): before the loop runs, entry 0 of the arrays must be the listening
+     * socket, watched for new clients: the loop treats entry 0 apart and never ends
+     * it. Failing here is a set-up failure: the server cannot run, so it says why
+     * and exits 1, as the shared set-up helpers do.
+     * Hints: make hint CH=06 (15-16).
      * Read: the text, "Exemple avec poll()"; COURSE.md, "06-poll".
      */
     (void)listen_fd;
@@ -202,27 +192,19 @@ static void event_loop_open(int listen_fd)
 static void event_loop_run(int listen_fd)
 {
     /*
-     * TODO(06.6): the loop, until stop_requested.
-     * - poll() on the nfds entries, no timeout (-1). -1 with EINTR is a
-     *   signal: loop, so that the flag is tested; any other failure:
-     *   die("poll"). poll() leaves the events alone: no copies as in 05.
-     * - walk the client entries (1 to nfds-1) BACKWARDS: drop(i) moves the
-     *   last entry into slot i, and walking down, that entry has already
-     *   been handled; walking up, it would be skipped this turn.
-     * - an entry whose revents is not 0: reset revents, then conn_handle()
-     *   with "readable" for POLLIN, POLLHUP or POLLERR and "writable" for
-     *   POLLOUT, POLLHUP or POLLERR: a hang-up or an error must reach recv()
-     *   or send(), which report it (else poll() reports it forever). If the
-     *   connection is finished, drop(i); if not, its events = wanted().
-     * - after the walk, if entry 0 reported anything (POLLIN, POLLHUP or
-     *   POLLERR): accept_clients(). New entries go at the end, beyond the
-     *   walk, so accepting last is safe.
-     * - once the loop ends: drop() every connection left and free() both
-     *   arrays (memcheck counts every byte). main() closes listen_fd.
-     * A stop signal shuts down listen_fd (wake_fd): poll() returns.
+     * TODO(06.6): serve until stop_requested, poll() sleeping until some entry is
+     * ready (no time-out, no busy loop). Each ready connection gets what it is ready
+     * for through conn_handle(), hang-ups and errors included (unhandled, they come
+     * back every turn: idle-cpu), once per turn, none skipped though drop() moves
+     * entries; a finished one leaves through drop(), the others watch what they now
+     * need. New clients are accepted when the listening entry reports anything. A
+     * failure of poll() is fatal, unless a signal interrupted it; a stop signal
+     * shuts listen_fd down, which wakes it. On the way out every connection ends
+     * and both arrays are released (shutdown, memcheck); main() closes listen_fd.
+     * Until you write it, this waits for a stop signal and serves nobody.
+     * Hints: make hint CH=06 (17-21).
      * Read: the text, "Exemple avec poll()"; COURSE.md, "06-poll" (and
      * "What every server does" for wake_fd).
-     * Until you write it, this waits for a stop signal and serves nobody.
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)accept_clients;
@@ -536,7 +518,7 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
 }
 /* ==== end shared: boilerplate.c ==== */
 
-/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
+/* ==== shared: conn-buffers — 05's lesson, copied from 05-select/server.c (make sync) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -640,21 +622,20 @@ static int conn_echo(struct conn *c, const char *buf, size_t len)
 
 /*
  * Read what the client sent and echo it, until the socket is empty, the
- * client half-closes, or pending output reaches the watermark.
+ * client half-closes, or pending output reaches the watermark.  Returns -1
+ * if the connection is dead, 1 if it stopped at a short read, 0 otherwise.
  *
  * A short read (fewer bytes than asked for) means the socket was empty when
  * recv() returned: TCP hands over everything it holds up to the size asked.
  * Stopping there saves the recv() that would only say EAGAIN, so a message
  * costs two system calls, recv() and send().  Data that arrives afterwards
  * is reported again, even by edge-triggered epoll: each arrival is an edge.
- *
- * A short read says nothing of a FIN queued behind the data, though.  Level-
- * triggered loops see it on the next wait.  Edge-triggered epoll reports data
- * and FIN that arrive together as one edge, and no other would come: the
- * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
- * and then only EAGAIN or the end of the stream stops the reading.
+ * A FIN queued behind the data is not: the loops that wait for level
+ * changes see it on their next wait, and 07's edge-triggered loop calls
+ * conn_read() again after a short read when the event says the client has
+ * closed its side (read_to_end()).
  */
-static int conn_read(struct conn *c, int to_end)
+static int conn_read(struct conn *c)
 {
     static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
 
@@ -665,8 +646,8 @@ static int conn_read(struct conn *c, int to_end)
             log_data(c->peer, buf, (size_t)nread);
             if (conn_echo(c, buf, (size_t)nread) < 0)
                 return -1;
-            if ((size_t)nread < want && !to_end)
-                return 0;  /* a short read: the socket is empty */
+            if ((size_t)nread < want)
+                return 1;  /* a short read: the socket is empty */
         } else if (nread == 0) {
             c->read_closed = 1;  /* echo what is pending, then close */
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -679,14 +660,22 @@ static int conn_read(struct conn *c, int to_end)
     return 0;
 }
 
-/* What the loop must watch: reading below the watermark, writing while output is pending. */
-static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->out_len < OUT_CAP; }
-static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
+/* What the loop must watch: reading below the watermark and before the end of the stream... */
+static int conn_wants_read(const struct conn *c)
+{
+    return !c->read_closed && c->out_len < OUT_CAP;
+}
+
+/* ...and writing while output is pending. */
+static int conn_wants_write(const struct conn *c)
+{
+    return c->out_len > 0;
+}
 
 /*
- * One readiness report for a connection: readable is 0, READABLE or
- * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
- * or half-closed with everything echoed): the caller frees it.
+ * One readiness report for a connection: readable and writable say what it
+ * was reported ready for.  Returns 1 when it is finished (an error, or
+ * half-closed with everything echoed): the caller frees it.
  * After output drains, reading resumes at once, without another round
  * through the wait for a fresh "readable" report (in 07 that report would
  * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
@@ -696,8 +685,8 @@ static int conn_handle(struct conn *c, int readable, int writable)
 {
     if (writable && conn_flush(c) < 0)
         return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
-/* ==== end shared: conn-buffers.c ==== */
+/* ==== end shared: conn-buffers ==== */

@@ -8,7 +8,7 @@
  * Each connection's state lives in a struct conn that epoll hands back in
  * event.data.ptr.  Level-triggered by default; -e switches to edge-triggered,
  * where a report comes once per change: every accept must go on until EAGAIN,
- * and every read until EAGAIN or a short read (see conn_read for the FIN).
+ * and every read until EAGAIN or a short read (see read_to_end() for the FIN).
  *
  * Usage: server [-p PORT] [-b ADDR] [-q] [-v] [-e] [-h]
  *
@@ -21,6 +21,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 07.1).
+ * Each TODO says what; make hint CH=07 says how, one hint at a time.
  * Lesson checks: parallel,limits
  */
 #define _GNU_SOURCE
@@ -83,8 +84,7 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
-/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
-enum { READABLE = 1, READABLE_TO_END = 2 };
+static int conn_read(struct conn *c);     /* read and echo: -1 dead; 1 stopped at a short read */
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
@@ -101,20 +101,17 @@ static char listener_mark;  /* data.ptr of the listening socket: no conn has thi
 static int watch(struct conn *c, int op)
 {
     /*
-     * TODO(07.1): tell epoll what c needs now. op is EPOLL_CTL_ADD for a new
-     * client, EPOLL_CTL_MOD afterwards. The events: EPOLLIN while
-     * conn_wants_read(c), EPOLLOUT while conn_wants_write(c), and EPOLLET
-     * and EPOLLRDHUP too when opt.edge is set (-e: see TODO 07.4 for why
-     * RDHUP); the data: c itself, in data.ptr, which
-     * epoll_wait() will hand back with each report. Return 0, or -1 when
-     * epoll_ctl() fails, after log_conn_error("epoll_ctl", c->peer): the
-     * caller then frees the connection.
-     * - c->watching remembers what epoll watches: on EPOLL_CTL_MOD, if
-     *   nothing changed, make no system call at all (the loop calls this
-     *   after every event); update it when epoll_ctl() succeeds.
-     * - no EPOLLIN at the watermark or after a half-close, EPOLLOUT only
-     *   while output is pending: otherwise level-triggered epoll reports the
-     *   socket at once, forever, and the loop spins.
+     * TODO(07.1): make epoll watch on c->fd what c needs now, and nothing more
+     * (op: c is new, or already watched). Each report epoll_wait() hands
+     * back for it must lead to c itself, at no cost. Returns 0, or -1 after
+     * logging the failure (the caller then frees c).
+     * - watched for reading exactly while conn_wants_read(c), for writing
+     *   exactly while conn_wants_write(c); with -e (opt.edge), edge-triggered,
+     *   and told when the client closes its side (see TODO 07.4);
+     * - the loop calls this after every event: when nothing changed, it makes
+     *   no system call (c->watching remembers what epoll watches).
+     * Checked by: idle-cpu (no spinning), robustness, echo with -e.
+     * Hints: make hint CH=07 (1-3).
      * Read: the text, "API epoll()"; COURSE.md, "07-epoll".
      */
     (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
@@ -135,20 +132,17 @@ static int watch(struct conn *c, int op)
 static void accept_clients(int listen_fd)
 {
     /*
-     * TODO(07.2): accept every client that is waiting, until accept_client()
-     * fails with EAGAIN: with -e, one report may stand for many clients, and
-     * there will be no other report for those left in the queue. Call
-     * accept_client(listen_fd, &peer_addr, SOCK_NONBLOCK): the client's
-     * socket must be non-blocking too.
-     * - on failure: EINTR, ECONNABORTED (the client left before we took it),
-     *   and EMFILE while spare_fd >= 0 (accept_client() turned one client
-     *   away) mean "go on with the next"; anything else ends the loop, with
-     *   perror("server: accept") unless it is EAGAIN/EWOULDBLOCK or a stop
-     *   was requested. Never loop on EMFILE "until nobody is left": accept()
-     *   keeps failing with EMFILE even once the queue is empty.
-     * - on success: format_addr() the peer, conn_new(fd, peer) (it logs "+";
-     *   NULL: out of memory, and it has closed fd itself), then
-     *   watch(c, EPOLL_CTL_ADD); if that fails, conn_free(c).
+     * TODO(07.2): accept every client waiting on listen_fd and return when
+     * nobody is left; never wait. Each one becomes a non-blocking socket with
+     * its struct conn (conn_new()), watched (watch()); a connection that
+     * cannot be watched is freed.
+     * - with -e, one report may stand for many clients, and no other report
+     *   comes for those left in the queue;
+     * - a client that left before it was accepted, a signal, or running out
+     *   of descriptors (accept_client() turns that client away) must not stop
+     *   the accepting, nor make it spin.
+     * Checked by: parallel, limits (10,000 clients), emfile.
+     * Hints: make hint CH=07 (4-6).
      * Read: the text, "Exemple avec epoll()"; COURSE.md, "07-epoll".
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
@@ -162,16 +156,45 @@ static void accept_clients(int listen_fd)
 static void event_loop_open(int listen_fd)
 {
     /*
-     * TODO(07.3): create the epoll instance into epoll_fd, close-on-exec
-     * (epoll_create1(), die("epoll_create1") on failure), and register
-     * listen_fd for EPOLLIN, plus EPOLLET with -e (die("epoll_ctl") on
-     * failure). Its data.ptr is &listener_mark: no connection has that
-     * address, so the loop can tell the listening socket apart from a
-     * struct conn.
+     * TODO(07.3): create the epoll instance (epoll_fd, not inherited across
+     * exec) and make it watch listen_fd for reading (edge-triggered with -e),
+     * in a way the loop can tell apart from every connection's report
+     * (listener_mark). A failure here is fatal (die()).
+     * Hints: make hint CH=07 (7-9).
      * Read: the text, "API epoll()"; COURSE.md, "07-epoll".
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)listener_mark;
+}
+
+/*
+ * Edge-triggered epoll reports a change once.  Data and a FIN that arrive
+ * together are one edge, and conn_read() stops at the short read that takes
+ * the data, before it sees the end of the stream: no other edge would come,
+ * and the client would wait for its echo's end for ever.  So when the event
+ * says the client has closed its side (EPOLLRDHUP, which -e asks for), read
+ * on until recv() says EAGAIN, the stream ends or the watermark is reached.
+ * Returns -1 if the connection is dead.
+ */
+static int read_to_end(struct conn *c)
+{
+    /*
+     * TODO(07.4): c's event says its client has closed its side (or that
+     * the connection hung up or failed). Read and echo what it sent until
+     * the end of its stream, the watermark, or a socket that has nothing
+     * more to give (not a mere short read). Returns -1 once the connection
+     * is dead, 0 otherwise.
+     * - with -e, data and the FIN that follows them may come as one edge:
+     *   conn_read() stops at the short read that takes the data, and no
+     *   other edge will come for the FIN (conn_read()'s return value says
+     *   when it stopped there).
+     * Checked by: echo with -e (a half-close in the same segment as the data).
+     * Hints: make hint CH=07 (10-12).
+     * Read: the text, "API epoll()" (its EPOLLET line); COURSE.md, "07-epoll".
+     */
+    (void)c;  /* these casts keep -Werror quiet about what you have not used yet */
+    (void)conn_read;
+    return -1;
 }
 
 /*
@@ -183,33 +206,28 @@ static void event_loop_open(int listen_fd)
 static void event_loop_run(int listen_fd)
 {
     /*
-     * TODO(07.4): the loop, until stop_requested.
-     * - epoll_wait() on epoll_fd into an array of MAX_EVENTS reports, no
-     *   timeout (-1). -1 with EINTR is a signal: loop, so that the flag is
-     *   tested; any other failure: die("epoll_wait").
-     * - only the ready sockets come back. For each report: if data.ptr is
-     *   &listener_mark, accept_clients(); if not, it is the struct conn:
-     *   conn_handle() with "writable" for EPOLLOUT, EPOLLHUP or EPOLLERR
-     *   (a hang-up or an error shows as a failed recv() or send()), and
-     *   "readable": READABLE_TO_END for EPOLLRDHUP, EPOLLHUP or EPOLLERR,
-     *   else READABLE for EPOLLIN, else 0. conn_read() stops at a short
-     *   read, which emptied the socket; but with -e, data and a FIN that
-     *   arrive together are one edge, and only reading to the end finds the
-     *   FIN (COURSE.md, "07-epoll"). If the connection is finished,
-     *   or watch(c, EPOLL_CTL_MOD) fails, conn_free(c). A connection comes
-     *   at most once in one batch: freeing it leaves no dangling pointer in
-     *   a later report.
-     * - once the loop ends: conn_free() every connection left (all_conns
-     *   lists them; close() takes a socket out of the epoll set), then
-     *   close(epoll_fd). main() closes listen_fd.
-     * A stop signal shuts down listen_fd (wake_fd): epoll_wait() returns.
+     * TODO(07.5): the event loop. Until stop_requested: sleep in
+     * epoll_wait() until some sockets are ready, then give each report what
+     * it asks: the listening socket accepts; a connection whose client closed
+     * its side is read to the end (read_to_end()), then handled
+     * (conn_handle()), then freed if finished, or watched again. An error or
+     * a hang-up is read to the end and counts as writable too: it shows as
+     * a failed recv() or send().
+     * When the loop ends, every connection still open is freed and the epoll
+     * instance closed; main() closes listen_fd.
+     * - a connection appears at most once per batch of reports;
+     * - a signal (a stop) must not end the server with an error; a stop
+     *   signal wakes epoll_wait() (wake_fd).
+     * Until you write it, this waits for a stop signal and serves nobody.
+     * Checked by: all the checks; shutdown, idle-cpu.
+     * Hints: make hint CH=07 (13-16).
      * Read: the text, "Exemple avec epoll()"; COURSE.md, "07-epoll" (and
      * "What every server does" for wake_fd).
-     * Until you write it, this waits for a stop signal and serves nobody.
      */
     (void)listen_fd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)accept_clients;
     (void)conn_handle;
+    (void)read_to_end;
     while (!stop_requested)
         pause();
 }
@@ -520,7 +538,7 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
 }
 /* ==== end shared: boilerplate.c ==== */
 
-/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
+/* ==== shared: conn-buffers — 05's lesson, copied from 05-select/server.c (make sync) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -624,21 +642,20 @@ static int conn_echo(struct conn *c, const char *buf, size_t len)
 
 /*
  * Read what the client sent and echo it, until the socket is empty, the
- * client half-closes, or pending output reaches the watermark.
+ * client half-closes, or pending output reaches the watermark.  Returns -1
+ * if the connection is dead, 1 if it stopped at a short read, 0 otherwise.
  *
  * A short read (fewer bytes than asked for) means the socket was empty when
  * recv() returned: TCP hands over everything it holds up to the size asked.
  * Stopping there saves the recv() that would only say EAGAIN, so a message
  * costs two system calls, recv() and send().  Data that arrives afterwards
  * is reported again, even by edge-triggered epoll: each arrival is an edge.
- *
- * A short read says nothing of a FIN queued behind the data, though.  Level-
- * triggered loops see it on the next wait.  Edge-triggered epoll reports data
- * and FIN that arrive together as one edge, and no other would come: the
- * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
- * and then only EAGAIN or the end of the stream stops the reading.
+ * A FIN queued behind the data is not: the loops that wait for level
+ * changes see it on their next wait, and 07's edge-triggered loop calls
+ * conn_read() again after a short read when the event says the client has
+ * closed its side (read_to_end()).
  */
-static int conn_read(struct conn *c, int to_end)
+static int conn_read(struct conn *c)
 {
     static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
 
@@ -649,8 +666,8 @@ static int conn_read(struct conn *c, int to_end)
             log_data(c->peer, buf, (size_t)nread);
             if (conn_echo(c, buf, (size_t)nread) < 0)
                 return -1;
-            if ((size_t)nread < want && !to_end)
-                return 0;  /* a short read: the socket is empty */
+            if ((size_t)nread < want)
+                return 1;  /* a short read: the socket is empty */
         } else if (nread == 0) {
             c->read_closed = 1;  /* echo what is pending, then close */
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -663,14 +680,22 @@ static int conn_read(struct conn *c, int to_end)
     return 0;
 }
 
-/* What the loop must watch: reading below the watermark, writing while output is pending. */
-static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->out_len < OUT_CAP; }
-static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
+/* What the loop must watch: reading below the watermark and before the end of the stream... */
+static int conn_wants_read(const struct conn *c)
+{
+    return !c->read_closed && c->out_len < OUT_CAP;
+}
+
+/* ...and writing while output is pending. */
+static int conn_wants_write(const struct conn *c)
+{
+    return c->out_len > 0;
+}
 
 /*
- * One readiness report for a connection: readable is 0, READABLE or
- * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
- * or half-closed with everything echoed): the caller frees it.
+ * One readiness report for a connection: readable and writable say what it
+ * was reported ready for.  Returns 1 when it is finished (an error, or
+ * half-closed with everything echoed): the caller frees it.
  * After output drains, reading resumes at once, without another round
  * through the wait for a fresh "readable" report (in 07 that report would
  * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
@@ -680,8 +705,8 @@ static int conn_handle(struct conn *c, int readable, int writable)
 {
     if (writable && conn_flush(c) < 0)
         return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
-/* ==== end shared: conn-buffers.c ==== */
+/* ==== end shared: conn-buffers ==== */

@@ -25,6 +25,7 @@
  * Build: cc -pthread -o server server.c
  *
  * STARTER: the functions marked TODO are yours to write (start with 08.1).
+ * Each TODO says what; make hint CH=08 says how, one hint at a time.
  * Lesson checks: supervise
  */
 #define _GNU_SOURCE
@@ -91,8 +92,7 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
-/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
-enum { READABLE = 1, READABLE_TO_END = 2 };
+static int conn_read(struct conn *c);     /* read and echo: -1 dead; 1 stopped at a short read */
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
@@ -117,32 +117,19 @@ static void event_loop_run(int listen_fd);  /* serve until a stop, then free eve
 static void worker_main(int index, const char *port, pid_t master, int ready_fd)
 {
     /*
-     * TODO(08.1): the whole life of worker number index (1 to N), in the child
-     * that spawn() (08.2) forked.  It never returns: it ends with _exit(0), so
-     * that nothing the master left in stdio buffers is written twice.
-     * - its log tag first: "[w1] ", "[w2] "... in a buffer that outlives this
-     *   call (static), pointed to by log_tag: every log line of the process
-     *   starts with it (the supervise check counts the "+" lines per tag);
-     * - undo what it inherited from the master: SIGCHLD back to SIG_DFL, and
-     *   an empty signal mask (sigprocmask()): the master forks it with
-     *   SIGCHLD, SIGINT and SIGTERM blocked, and a worker must take SIGTERM;
-     * - prctl(PR_SET_PDEATHSIG, SIGTERM), die("prctl") if it fails: the kernel
-     *   then stops the worker when its master dies.  If the master died before
-     *   that call, the worker has been adopted already: getppid() is no longer
-     *   master, and it must _exit(0) at once;
-     * - opt.port = port (the one the master got, even with -p 0), then its own
-     *   non-blocking listening socket with SO_REUSEPORT: open_listener() with
-     *   SOCK_NONBLOCK and LISTEN_REUSEPORT.  Every worker's socket binds the
-     *   same port, and the kernel spreads new connections over them;
-     * - the spare descriptor accept_client() needs (/dev/null, O_CLOEXEC, as
-     *   07's main() opens it; die() if it cannot), event_loop_open(), and
-     *   wake_fd on the listener;
-     * - only now report ready: one byte on ready_fd (die() if write() fails),
-     *   then close ready_fd;
-     * - event_loop_run() until a stop, close the listener and the spare, _exit(0).
+     * TODO(08.1): the whole life of worker number index (1 to N), in the child that
+     * spawn() started. It never returns: it ends with _exit(0), lest stdio buffers
+     * copied from the master be written twice. Its log lines carry its tag, "[w1] ",
+     * "[w2] "... (log_tag; supervise counts the "+" lines per tag). It takes SIGTERM,
+     * though started with signals blocked, and never outlives its master, even one
+     * that died before the worker could ask. It runs 07's loop, with what 07's
+     * main() gives it, on a listening socket of its own on the master's port (even
+     * with -p 0), reports ready on ready_fd only once it listens, and closes what
+     * it opened.
+     * Until you write it, a worker exits as soon as it starts.
+     * Hints: make hint CH=08 (1-4).
      * Read: the text, "Combinaison : Plusieurs processus + epoll()"; COURSE.md,
      * "08-reuseport-hybrid" (and "07-epoll" for the loop it runs).
-     * Until you write it, a worker exits as soon as it starts.
      */
     (void)index;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)port;
@@ -178,28 +165,19 @@ static void spawn(int i, const char *port, int ready_fd, int held_fd)
 {
     /*
      * TODO(08.2): start the worker of slot i (0 to opt.workers - 1) in a child
-     * process, and record it in workers[i].
-     * - note the master's pid (getpid()) before fork(): the child hands it to
-     *   worker_main(), which checks that its parent is still that process;
-     * - a failed fork() is not fatal: say so with perror(), prefixed
-     *   "server: fork" as every message of the server is, and return (the
-     *   slot stays empty);
-     * - in the child: free(workers) (the master's table is no use to it),
-     *   close held_fd (the master's bound socket: the worker opens its own),
-     *   then worker_main() with i + 1 (tags count from 1), port, the master's
-     *   pid and ready_fd.  worker_main() never returns;
-     * - in the master: workers[i].pid is the child's pid, and workers[i].born
-     *   the time now on CLOCK_MONOTONIC (clock_gettime()): reap_and_restart()
-     *   (08.4) uses it to tell a worker that failed at start from one that
-     *   died in service.
+     * process running worker_main() as worker i + 1 (with the port, the master's
+     * pid and ready_fd), and record in workers[i] its pid and its birth time on the
+     * monotonic clock (08.4 tells a crash at start from a death in service by it).
+     * The child keeps nothing of the master's that it does not use: the table of
+     * workers, held_fd. A child that cannot be started is not fatal: say so
+     * ("server: ...", as every message) and leave the slot empty.
+     * Until you write it, no worker starts and the master's socket listens in their
+     * place: clients connect, then wait (a bug in a finished server, COURSE.md says
+     * why; it goes with this stub).
+     * Hints: make hint CH=08 (5-7).
      * Read: the text, "La fonction `fork()`" and
      * "Architecture Hybride : Le Meilleur des Deux Mondes"; COURSE.md,
      * "08-reuseport-hybrid" (and "02-fork").
-     * Until you write it, no worker starts, and the master's own socket
-     * listens in their place, so that clients can connect (and wait: nobody
-     * accepts them).  In a finished server that would be a bug, as COURSE.md
-     * explains: a listening master takes its share of the connections and
-     * never serves them.  It goes away with this stub.
      */
     (void)i;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)port;
@@ -212,21 +190,18 @@ static void spawn(int i, const char *port, int ready_fd, int held_fd)
 static void wait_ready(int ready_rd, int n)
 {
     /*
-     * TODO(08.3): return once n workers have said they listen.  Each writes one
-     * byte on the pipe whose reading end is ready_rd, and main() prints the
-     * ready line right after this returns: printed earlier, it would send the
-     * harness's first clients to a port where no worker listens yet.
-     * - read() what has come, at most n bytes into a small buffer, and count n
-     *   down by what you got: one read() may bring several workers' bytes;
-     * - bound the wait: before each read(), poll() ready_rd with a 5-second
-     *   timeout; when it expires (or poll() fails), write one line on stderr,
-     *   "server: workers did not start within 5 s", and return: a worker that
-     *   cannot start must not hang its master;
-     * - a read() that returns 0 or -1 ends the wait too.
+     * TODO(08.3): return once n workers have said they listen, each with one byte
+     * on the pipe whose reading end is ready_rd. main() prints the ready line right
+     * after: printed earlier, it would send the harness's first clients to a port
+     * where no worker listens yet. The wait is bounded, for a worker that cannot
+     * start must not hang its master: after 5 s with nothing new, give up with one
+     * line on stderr, "server: workers did not start within 5 s"; give up too if
+     * the pipe fails or ends.
+     * Until you write it, the ready line comes at once, whether or not a worker
+     * listens.
+     * Hints: make hint CH=08 (8-10).
      * Read: the text, "Architecture Hybride : Le Meilleur des Deux Mondes" (a
      * diagram: the start-up order is not in it); COURSE.md, "08-reuseport-hybrid".
-     * Until you write it, the ready line comes at once, whether or not a
-     * worker listens.
      */
     (void)ready_rd;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)n;
@@ -241,23 +216,19 @@ static void reap_and_restart(const char *port, int ready_wr, int held_fd)
 {
     /*
      * TODO(08.4): main() calls this after a SIGCHLD: reap every worker that has
-     * ended, say why, and start another in its slot.
-     * - waitpid(-1, &status, WNOHANG) in a loop until it returns 0 or -1:
-     *   signals of one kind do not queue, so one SIGCHLD may stand for several
-     *   workers.  Find the slot whose pid it is, and set that pid to 0;
-     * - during a stop (stop_requested), restart nothing;
-     * - otherwise log one line on stderr, "server: worker K (pid P) killed by
-     *   signal S; restarting it" (WIFSIGNALED, WTERMSIG) or "... exited with
-     *   status S; restarting it" (WEXITSTATUS), with K = slot + 1;
-     * - a worker that exited on its own less than a second after it was born
-     *   (seconds_since()) failed to set up (its bind, say): restarting it would
-     *   only loop.  Log "server: worker K failed at start; stopping" and set
-     *   stop_requested, so that main() stops the server;
-     * - else spawn() a new worker in the same slot, on the same port, with
-     *   ready_wr and held_fd (nobody waits for its ready byte: that is fine).
+     * ended, not just one, never blocking; empty its slot; log why, on stderr, with
+     * K = slot + 1:
+     * "server: worker K (pid P) killed by signal S; restarting it", or
+     * "server: worker K (pid P) exited with status S; restarting it";
+     * and start another in the slot through spawn() (same port, ready_wr, held_fd).
+     * During a stop (stop_requested) nothing is restarted. A worker that exited on
+     * its own within a second of its birth failed to set up and would only loop:
+     * log "server: worker K failed at start; stopping" and request the stop.
+     * The zombies and supervise checks see it.
+     * Until you write it, a dead worker is neither reaped nor replaced.
+     * Hints: make hint CH=08 (11-14).
      * Read: the text, "Gestion des Processus Zombies"; COURSE.md,
      * "08-reuseport-hybrid" (and "02-fork" for reaping in a loop).
-     * Until you write it, a dead worker is neither reaped nor replaced.
      */
     (void)port;  /* these casts keep -Werror quiet about what you have not used yet */
     (void)ready_wr;
@@ -269,21 +240,17 @@ static void reap_and_restart(const char *port, int ready_wr, int held_fd)
 static void stop_workers(void)
 {
     /*
-     * TODO(08.5): the master's stop: end every worker and reap them all,
-     * within the 2 s the contract allows.
-     * - take the time on CLOCK_MONOTONIC, then kill() SIGTERM to every worker
-     *   that runs (pid > 0): each one's handler stops its event loop, which
-     *   closes its connections, and it exits;
-     * - then, until no slot has a pid left: reap what has ended (waitpid()
-     *   with WNOHANG, in a loop; set each reaped slot's pid to 0), count the
-     *   workers left, and if some remain one second after the start
-     *   (seconds_since()), SIGKILL them, once.  Between two rounds, sleep
-     *   10 ms (poll() with no descriptor does it): never spin.  Measure the
-     *   second on the clock, not by counting naps.
+     * TODO(08.5): the master's stop. Every running worker is asked to stop
+     * (SIGTERM: its loop then ends its connections, logged, and it exits), and
+     * every one is reaped before this returns, within the 2 s the contract allows.
+     * One still there a second after the stop began, on the clock, is killed
+     * outright (SIGKILL), once. The wait never spins and never waits for ever on a
+     * worker that will not end: supervise stops one with SIGSTOP to see it.
+     * Until you write it, the master leaves without a word to its workers (only
+     * their death signal, 08.1, would stop them).
+     * Hints: make hint CH=08 (15-17).
      * Read: the text, "Gestion des Processus Zombies"; COURSE.md,
      * "08-reuseport-hybrid" (and "02-fork", whose end_children() does the same).
-     * Until you write it, the master leaves without a word to its workers
-     * (only their PR_SET_PDEATHSIG, 08.1, would stop them).
      */
 }
 
@@ -635,7 +602,7 @@ static int accept_client(int listen_fd, struct sockaddr_storage *peer, int flags
 }
 /* ==== end shared: boilerplate.c ==== */
 
-/* ==== shared: conn-buffers.c — the same in 05-08 (make sync writes it from harness/common) ==== */
+/* ==== shared: conn-buffers — 05's lesson, copied from 05-select/server.c (make sync) ==== */
 /*
  * Output that the kernel has not taken yet stays in the connection's buffer,
  * up to OUT_CAP bytes.  At that watermark the loop stops reading from the
@@ -739,21 +706,20 @@ static int conn_echo(struct conn *c, const char *buf, size_t len)
 
 /*
  * Read what the client sent and echo it, until the socket is empty, the
- * client half-closes, or pending output reaches the watermark.
+ * client half-closes, or pending output reaches the watermark.  Returns -1
+ * if the connection is dead, 1 if it stopped at a short read, 0 otherwise.
  *
  * A short read (fewer bytes than asked for) means the socket was empty when
  * recv() returned: TCP hands over everything it holds up to the size asked.
  * Stopping there saves the recv() that would only say EAGAIN, so a message
  * costs two system calls, recv() and send().  Data that arrives afterwards
  * is reported again, even by edge-triggered epoll: each arrival is an edge.
- *
- * A short read says nothing of a FIN queued behind the data, though.  Level-
- * triggered loops see it on the next wait.  Edge-triggered epoll reports data
- * and FIN that arrive together as one edge, and no other would come: the
- * loop passes READABLE_TO_END when the event carries EPOLLRDHUP or EPOLLHUP,
- * and then only EAGAIN or the end of the stream stops the reading.
+ * A FIN queued behind the data is not: the loops that wait for level
+ * changes see it on their next wait, and 07's edge-triggered loop calls
+ * conn_read() again after a short read when the event says the client has
+ * closed its side (read_to_end()).
  */
-static int conn_read(struct conn *c, int to_end)
+static int conn_read(struct conn *c)
 {
     static char buf[BUF_SIZE];  /* one thread: one buffer serves every connection */
 
@@ -764,8 +730,8 @@ static int conn_read(struct conn *c, int to_end)
             log_data(c->peer, buf, (size_t)nread);
             if (conn_echo(c, buf, (size_t)nread) < 0)
                 return -1;
-            if ((size_t)nread < want && !to_end)
-                return 0;  /* a short read: the socket is empty */
+            if ((size_t)nread < want)
+                return 1;  /* a short read: the socket is empty */
         } else if (nread == 0) {
             c->read_closed = 1;  /* echo what is pending, then close */
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -778,14 +744,22 @@ static int conn_read(struct conn *c, int to_end)
     return 0;
 }
 
-/* What the loop must watch: reading below the watermark, writing while output is pending. */
-static int conn_wants_read(const struct conn *c) { return !c->read_closed && c->out_len < OUT_CAP; }
-static int conn_wants_write(const struct conn *c) { return c->out_len > 0; }
+/* What the loop must watch: reading below the watermark and before the end of the stream... */
+static int conn_wants_read(const struct conn *c)
+{
+    return !c->read_closed && c->out_len < OUT_CAP;
+}
+
+/* ...and writing while output is pending. */
+static int conn_wants_write(const struct conn *c)
+{
+    return c->out_len > 0;
+}
 
 /*
- * One readiness report for a connection: readable is 0, READABLE or
- * READABLE_TO_END (see conn_read).  Returns 1 when it is finished (an error,
- * or half-closed with everything echoed): the caller frees it.
+ * One readiness report for a connection: readable and writable say what it
+ * was reported ready for.  Returns 1 when it is finished (an error, or
+ * half-closed with everything echoed): the caller frees it.
  * After output drains, reading resumes at once, without another round
  * through the wait for a fresh "readable" report (in 07 that report would
  * come even with -e: EPOLL_CTL_MOD checks readiness again, and every report
@@ -795,11 +769,11 @@ static int conn_handle(struct conn *c, int readable, int writable)
 {
     if (writable && conn_flush(c) < 0)
         return 1;
-    if ((readable || writable) && conn_wants_read(c) && conn_read(c, readable == READABLE_TO_END) < 0)
+    if ((readable || writable) && conn_wants_read(c) && conn_read(c) < 0)
         return 1;
     return c->read_closed && c->out_len == 0;
 }
-/* ==== end shared: conn-buffers.c ==== */
+/* ==== end shared: conn-buffers ==== */
 
 /* ==== shared: epoll-loop — 07's lesson, copied from 07-epoll/server.c (make sync) ==== */
 
@@ -870,6 +844,24 @@ static void event_loop_open(int listen_fd)
 }
 
 /*
+ * Edge-triggered epoll reports a change once.  Data and a FIN that arrive
+ * together are one edge, and conn_read() stops at the short read that takes
+ * the data, before it sees the end of the stream: no other edge would come,
+ * and the client would wait for its echo's end for ever.  So when the event
+ * says the client has closed its side (EPOLLRDHUP, which -e asks for), read
+ * on until recv() says EAGAIN, the stream ends or the watermark is reached.
+ * Returns -1 if the connection is dead.
+ */
+static int read_to_end(struct conn *c)
+{
+    int more;
+
+    while ((more = conn_read(c)) == 1)
+        continue;  /* a short read: the FIN may be next */
+    return more;
+}
+
+/*
  * The loop: epoll_wait() sleeps until some sockets are ready and hands back
  * only those, each with its connection (data.ptr); each gets what it is
  * ready for.  Until a stop signal, whose shutdown() of the listening socket
@@ -899,14 +891,9 @@ static void event_loop_run(int listen_fd)
                 accept_clients(listen_fd);
                 continue;
             }
-            /*
-             * An error or a hang-up shows up as a failed recv() or send().
-             * A FIN that came with the data is one edge with it: then only
-             * reading to the end finds it (see conn_read).
-             */
-            int readable = e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) ? READABLE_TO_END : e & EPOLLIN ? READABLE : 0;
-
-            if (conn_handle(c, readable, e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
+            /* An error or a hang-up shows up as a failed recv() or send(). */
+            if ((e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) && read_to_end(c) < 0) ||
+                conn_handle(c, e & EPOLLIN, e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ||
                 watch(c, EPOLL_CTL_MOD) < 0)
                 conn_free(c);
         }

@@ -14,8 +14,7 @@ static long active;             /* how many there are */
 
 static struct conn *conn_new(int fd, const char *peer);       /* logs "+"; NULL if out of memory */
 static void conn_free(struct conn *c);                         /* close, log "-", free: the one end */
-/* conn_handle()'s readable: not, readable (a short read empties the socket), or read to the end */
-enum { READABLE = 1, READABLE_TO_END = 2 };
+static int conn_read(struct conn *c);     /* read and echo: -1 dead; 1 stopped at a short read */
 static int conn_handle(struct conn *c, int readable, int writable); /* 1: finished, free it */
 static int conn_wants_read(const struct conn *c);              /* below the watermark, not closed */
 static int conn_wants_write(const struct conn *c);             /* output pending */
