@@ -6,9 +6,13 @@ chapter's server.c and in no starter.c: what the student has to write. No file o
 hold one. Nor may it hold the lab's own tests, a broken server's explanation ("why:" lines), or a
 server.c that is not its chapter's starter, nor any line of the instructors' answer key
 (instructor/answer-key.md: its lines of 30 characters or more that the documents a student gets
-do not also hold). One tally line per finding kind: "ok|..." or "not ok|...|where"."""
+do not also hold). Its documents are a student's: every relative link of every .md file resolves,
+to a file of the handout and, after a "#", to a heading of that file; its COURSE.md walks through
+no reference code, and each chapter opens with what the student will learn and their task. One
+tally line per finding kind: "ok|..." or "not ok|...|where"."""
 
 import pathlib
+import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -60,3 +64,42 @@ tally(not servers, "handout: each chapter's server.c is its starter", servers)
 tally(not tests and not why, "handout: no lab test, no broken server, no 'why:' line", tests + why)
 tally(bool(answers) and not keyed, f"handout: none of the answer key's {len(answers)} lines is in it",
       keyed or ["instructor/answer-key.md is missing or empty"])
+
+
+def slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation out, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path):
+    return {slug(m) for m in re.findall(r"^#+ (.*)$", path.read_text(), re.M)}
+
+
+broken, nlinks = [], 0
+for md in sorted(HANDOUT.rglob("*.md")):
+    text = re.sub(r"```.*?```", "", md.read_text(), flags=re.S)  # code blocks hold no links
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        nlinks += 1
+        path, _, anchor = target.partition("#")
+        dest = (md.parent / path).resolve() if path else md
+        where = f"{md.relative_to(HANDOUT)}: ({target})"
+        if not dest.exists() or HANDOUT not in (dest, *dest.parents):
+            broken.append(where + " no such file")
+        elif anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
+            broken.append(where + " no such heading")
+tally(nlinks > 0 and not broken, f"handout: its {nlinks} relative links resolve, headings included", broken or ["no link"])
+
+course = (HANDOUT / "COURSE.md").read_text() if (HANDOUT / "COURSE.md").is_file() else ""
+reference = [f"COURSE.md: {phrase}" for phrase in ("Walk through `server.c`", "the reference, and compare",
+                                                   "reader-only", "handout-only", "diff 02-fork/server.c")
+             if phrase in course]
+tally(course and not reference, "handout: its COURSE.md walks through no reference code", reference or ["no COURSE.md"])
+order = []
+for section in re.findall(r"^## 0[1-9]-.*?(?=^## |\Z)", course, re.M | re.S):
+    leads = re.findall(r"^\*\*(In the text:|You will learn\.|Your task\.|The idea\.)\*\*", section, re.M)
+    if leads != ["In the text:", "You will learn.", "Your task.", "The idea."]:
+        order.append(f"{section.splitlines()[0][3:30]}: {', '.join(leads)}")
+tally(course and not order, "handout: each chapter of its COURSE.md opens with what you will learn, then your task",
+      order or ["no chapter"])
