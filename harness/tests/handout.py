@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""handout.py DIR — a student handout (make handout) holds no reference code.
+"""handout.py DIR [--documents] — a student handout (make handout) holds no reference code.
 
 Reference code is a line of 20 characters or more (leading and trailing blanks aside) that is in a
 chapter's server.c and in no starter.c: what the student has to write. No file of the handout may
 hold one. Nor may it hold the lab's own tests, a broken server's explanation ("why:" lines), or a
 server.c that is not its chapter's starter, nor any line of the instructors' answer key
 (instructor/answer-key.md: its lines of 30 characters or more that the documents a student gets
-do not also hold). Its documents are a student's: every relative link of every .md file resolves,
+do not also hold). With --documents (a handout, not a grader's zip), its documents are a student's: every relative link of every .md file resolves,
 to a file of the handout and, after a "#", to a heading of that file; its COURSE.md walks through
 no reference code, and each chapter opens with what the student will learn and their task. One
 tally line per finding kind: "ok|..." or "not ok|...|where"."""
@@ -17,6 +17,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 HANDOUT = pathlib.Path(sys.argv[1]).resolve()
+DOCUMENTS = sys.argv[2:] == ["--documents"]
 
 
 def lines(path):
@@ -64,6 +65,9 @@ tally(not servers, "handout: each chapter's server.c is its starter", servers)
 tally(not tests and not why, "handout: no lab test, no broken server, no 'why:' line", tests + why)
 tally(bool(answers) and not keyed, f"handout: none of the answer key's {len(answers)} lines is in it",
       keyed or ["instructor/answer-key.md is missing or empty"])
+
+if not DOCUMENTS:
+    sys.exit(0)
 
 
 def slug(heading):
