@@ -281,10 +281,16 @@ static void on_stop_signal(int signo)
     errno = saved_errno;
 }
 
-/* Set-up failures end the program: print what failed and exit 1. */
+/*
+ * Set-up failures end the program: print what failed and exit 1.  "%m" is
+ * errno's message, which glibc's printf writes through strerror_r() into a
+ * buffer of its own: safe in any thread (03 and 04 log from theirs), where
+ * strerror() is not — it may return a buffer shared by every thread
+ * (strerror(3): MT-Unsafe race:strerror).
+ */
 static void die(const char *what)
 {
-    fprintf(stderr, "%sserver: %s: %s\n", log_tag, what, strerror(errno));
+    fprintf(stderr, "%sserver: %s: %m\n", log_tag, what);
     exit(1);
 }
 
@@ -468,7 +474,7 @@ static void log_conn(char sign, const char *peer, long active)
 static void log_conn_error(const char *what, const char *peer)
 {
     if (!opt.quiet)
-        fprintf(stderr, "%sserver: %s %s: %s\n", log_tag, what, peer, strerror(errno));
+        fprintf(stderr, "%sserver: %s %s: %m\n", log_tag, what, peer);  /* %m: see die() */
 }
 
 /* -v: a line per message received, printable characters only (clients send binary data too). */
