@@ -58,8 +58,8 @@ loadgen: harness/loadgen/loadgen
 harness/loadgen/loadgen: harness/loadgen/loadgen.c harness/lib/cflags | setup
 	$(CC) $(CFLAGS) -o $@ $<
 
-# Every chapter, the load generator, gnuplot (and perf where it installs), then the runs: 13
-# minutes on two cores (12 min 38 s measured), 47 s with QUICK=1. The Node.js and Python asyncio
+# Every chapter, the load generator, gnuplot (and perf where it installs), then the runs: 14
+# minutes on two cores (14 min 7 s measured), under a minute with QUICK=1. The Node.js and Python asyncio
 # peers run when they are installed.
 bench: all
 	@harness/setup --bench

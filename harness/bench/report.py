@@ -168,6 +168,22 @@ def write_md(doc, path):
         L += ["Every figure:", "", md_table(["server", "conns", "msg/s", "p50 µs", "p99 µs", "server CPU s / 100k msg",
                                              "loadgen CPU", "peak MiB (PSS)", "refused", "timed out", "bytes wrong"], rows), "",
               "A load generator near 100 % CPU means the figure is the client's limit as much as the server's.", ""]
+        rows = []
+        for ch in chs:
+            cells_ = []
+            for c in counts:
+                x = pp.get((ch, c))
+                v, i = (x or {}).get("voluntary_switches_per_msg"), (x or {}).get("involuntary_switches_per_msg")
+                cells_.append(f"{n(v, 2)} + {n(i, 2)}" if v is not None and i is not None else "–")
+            rows.append([NAMES[ch]] + cells_)
+        if any(c != "–" for r in rows for c in r[1:]):
+            L += ["## Context switches per message", "",
+                  "The text: event loops avoid \"context switching\". Context switches of the server's tasks "
+                  "(every thread and child) per echoed message, voluntary + involuntary: a task that blocked, "
+                  "a task preempted while it could run. Counted from /proc/PID/task/TID/status over a window "
+                  "of the ping-pong run where every connection is busy. A system call is not one: it enters "
+                  "the kernel and comes back to the same task (a mode switch).", "",
+                  md_table(["server"] + [f"{c:,}" for c in counts], rows), ""]
         k = f["peer_clients"]
         if any(f[f"{ch}_vs_{p}"] for ch in ("07", "08") for p in ("node", "asyncio")):
             L += [f"Ratios at {k:,} connections, in messages per second (and in server CPU per message, the "
@@ -181,7 +197,8 @@ def write_md(doc, path):
         chs = [ch for ch in ORDER if any(h == ch for h, _ in ib)]
         L += ["## Idle + busy: 100 busy connections beside N idle ones", "",
               "The text: \"100 clients : select() ≈ epoll()\", \"10 000 clients : epoll() 100x plus rapide\". "
-              "Messages per second of the 100 busy connections, and server CPU µs per message.", ""]
+              "Messages per second of the 100 busy connections, and server CPU µs per message. The idle "
+              "count sweeps the ratio of idle to busy connections, 1:1 to 100:1.", ""]
         rows = [[NAMES[ch]] + [f"{n(ib[(ch, i)]['msgs_per_s'])} ({n(ib[(ch, i)]['server_cpu_us_per_msg'], 1)} µs)"
                                if (ch, i) in ib else "–" for i in idles] for ch in chs]
         L += [md_table(["server"] + [f"{i:,} idle" for i in idles], rows), ""]
@@ -237,13 +254,20 @@ def write_md(doc, path):
 
     mem = f["memory"]
     if mem:
-        rows = [[NAMES[ch], f"{c:,}", x["processes"], n(x["base_pss_kib"]), n(x["pss_kib"]), n(x["pss_per_conn_kib"], 2),
-                 n(x["rss_per_conn_kib"], 2)] for (ch, c), x in mem.items()]
+        rows = [[NAMES[ch], f"{c:,}", f"{x.get('accepted', c):,}", x["processes"], n(x["base_pss_kib"]), n(x["pss_kib"]),
+                 n(x["pss_per_conn_kib"], 2), n(x["rss_per_conn_kib"], 2), n(x.get("KernelStack_per_conn_kib"), 2),
+                 n(x.get("PageTables_per_conn_kib"), 2), n(x.get("SUnreclaim_per_conn_kib"), 2)] for (ch, c), x in mem.items()]
         L += ["## Server memory per idle connection", "",
-              "PSS shares each page among the processes that map it (02's children share the parent's code); "
-              "RSS counts it in each. The kernel's socket buffers are not included. 04 runs with -w 8: 8 sessions "
-              "served, the rest queued.", "",
-              md_table(["server", "held", "processes", "idle server KiB", "holding KiB", "PSS KiB / conn", "RSS KiB / conn"], rows), ""]
+              "User space: PSS shares each page among the processes that map it (02's children share the "
+              "parent's code), RSS counts it in each; per connection the server accepted (04 runs with -w 8: "
+              "8 sessions served, the ring's worth queued, the rest left in the kernel's backlog). The kernel's "
+              "share, from /proc/meminfo, per connection held: the kernel stacks of the server's tasks, their "
+              "page tables (neither is in PSS or RSS), and the unreclaimable slab: the kernel objects of both "
+              "ends of each connection (sockets, open files, epoll items; the client's end lives in the same "
+              "kernel) and of each task the server starts (a process's or a thread's own structures). "
+              "Idle sockets hold no buffers.", "",
+              md_table(["server", "held", "accepted", "processes", "idle server KiB", "holding KiB", "PSS KiB / conn",
+                        "RSS KiB / conn", "kernel stack KiB / conn", "page tables KiB / conn", "slab KiB / conn"], rows), ""]
 
     tl = f["timeline"]
     if tl:
