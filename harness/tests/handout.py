@@ -107,3 +107,8 @@ for section in re.findall(r"^## 0[1-9]-.*?(?=^## |\Z)", course, re.M | re.S):
         order.append(f"{section.splitlines()[0][3:30]}: {', '.join(leads)}")
 tally(course and not order, "handout: each chapter of its COURSE.md opens with what you will learn, then your task",
       order or ["no chapter"])
+lines = course.split("\n")
+joined = [f"COURSE.md:{i + 1}: {lines[i][:40]}" for i in range(1, len(lines))
+          if re.match(r"\*\*[A-Z][^*]*[.:]\*\*", lines[i]) and lines[i - 1].strip()]
+tally(course and not joined, "handout: each paragraph of its COURSE.md stands apart (a blank line before each bold lead)",
+      joined or ["no COURSE.md"])
