@@ -5,11 +5,13 @@
 #   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
 #   make hint CH=05 [N=2]         chapter 05's hints, one at a time: from a nudge to the near-answer for each TODO
 #   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
+#   make classroom CH=05 DEST=dir a template repository: 05's handout, graded on every push by GitHub Classroom
+#                                 (.github/workflows/classroom.yml) and GitLab CI (.gitlab-ci.yml)
 #   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
 #   make hostile                  the hostile submissions graded as a class, as root and as nobody: the sandbox holds
 #   make correct                  the correct servers written apart from the reference, every check (slow ones too)
 #   make gradescope CH=05         Gradescope's autograder of chapter 05: gradescope-05.zip [QUICK=1: slow checks
-#                                 skipped] [ZIP=path] (harness/gradescope/make-zip)
+#                                 skipped] [EXTRA=dir: your hidden checks] [ZIP=path] (harness/gradescope/make-zip)
 #   make bench [QUICK=1]          the text's tables measured here (harness/bench/run), in bench-results/
 #                                 [ARGS="07 08 --clients 100,1000"]: any option of harness/bench/run
 #   make clean
@@ -41,7 +43,7 @@ else
   $(error SANITIZE must be address, undefined or thread, not '$(SANITIZE)')
 endif
 
-.PHONY: all check clean setup sync hint handout broken gradescope hostile correct bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
+.PHONY: all check clean setup sync hint handout classroom broken gradescope hostile correct bench $(CHAPTER_DIRS) $(foreach c,$(CHAPTER_DIRS),$(firstword $(subst -, ,$(c)))) loadgen
 
 all: $(CHAPTER_DIRS) $(if $(SANITIZE),,loadgen)
 
@@ -89,6 +91,11 @@ handout:
 broken:
 	@harness/bughunt $(CH) $(N) $(if $(ANSWER),--answer)
 
+# A template repository for GitHub Classroom and GitLab CI: the chapter's handout and the two CI
+# files that grade each push (harness/tests/classroom-selftest tries both).
+classroom:
+	@harness/classroom "$(CH)" "$(DEST)"
+
 # Gradescope's autograder of one chapter: setup.sh and run_autograder at the zip's top level, the
 # grader beside them, no chapter's code (harness/tests/gradescope-selftest tries it on a fake tree).
 # The whole hostile set, as root and as nobody; then --teeth: without the sandbox the same checks
@@ -104,10 +111,10 @@ hostile:
 	@harness/tests/hostile/run --jobs 2 && harness/tests/hostile/run --teeth --jobs 2 && harness/tests/hostile/run --teeth-inner --jobs 2
 
 gradescope:
-	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ZIP),--zip "$(ZIP)")
+	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(EXTRA),--extra "$(EXTRA)") $(if $(ZIP),--zip "$(ZIP)")
 else
 # A student handout (make handout) has neither the reference solutions nor the lab's own tests.
-check sync handout broken gradescope hostile correct:
+check sync handout classroom broken gradescope hostile correct:
 	@echo "make $@: not in a student handout, which has no reference solutions and no lab tests"; exit 2
 endif
 
