@@ -122,6 +122,23 @@ PY
     assert_output --partial "logs: $BATS_TEST_TMPDIR/kept/03-threads/concurrency"
 }
 
+@test "by default the failed checks' logs go to ./lab-logs, the next run replaces them, and TMPDIR keeps nothing" {
+    mkdir "$BATS_TEST_TMPDIR/tmp" "$BATS_TEST_TMPDIR/here"
+    cd "$BATS_TEST_TMPDIR/here"
+    LAB_LOGS="" TMPDIR="$BATS_TEST_TMPDIR/tmp" run -1 "$ROOT/harness/run" 03 --bin "$ROOT/01-iterative/server" --only concurrency
+    assert_output --partial "Logs of the failed checks: $BATS_TEST_TMPDIR/here/lab-logs"
+    assert [ -f "$BATS_TEST_TMPDIR/here/lab-logs/03-threads/concurrency/bats.tap" ]
+    run find "$BATS_TEST_TMPDIR/tmp" -mindepth 1 -maxdepth 1
+    assert_output ""
+    LAB_LOGS="" TMPDIR="$BATS_TEST_TMPDIR/tmp" run -0 "$ROOT/harness/run" 01 --only echo
+    assert [ ! -e "$BATS_TEST_TMPDIR/here/lab-logs" ]
+    run find "$BATS_TEST_TMPDIR/tmp" -mindepth 1 -maxdepth 1
+    assert_output ""
+    # Never a folder that holds the lab or the current one: it is replaced whole.
+    run -2 "$ROOT/harness/run" 01 --only echo --logs "$BATS_TEST_TMPDIR"
+    assert_output --partial "which holds"
+}
+
 @test "reports: --json and --junit agree with the run, a test case per bats test" {
     run -0 "$ROOT/harness/run" 01 --only build,echo --json "$BATS_TEST_TMPDIR/r.json" --junit "$BATS_TEST_TMPDIR/r.xml"
     assert_line --index -1 '2 passed, 0 failed, 8 skipped'
