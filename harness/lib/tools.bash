@@ -19,10 +19,19 @@ lab_tools_use() {
     export PATH BATS_LIB_PATH LAB_TOOLS_DIR LAB_TOOLS_IN_USE
 }
 
+# lab_bats_lib LIB: status 0 when bats_load_library can find LIB (in BATS_LIB_PATH, /usr/lib/bats
+# by default).
+lab_bats_lib() {
+    local d dirs
+    IFS=: read -r -a dirs <<<"${BATS_LIB_PATH:-/usr/lib/bats}"
+    for d in "${dirs[@]}"; do [[ -f $d/$1/load.bash ]] && return 0; done
+    return 1
+}
+
 # lab_bats_problem: nothing (status 0) when the bats on PATH can run the checks; else one line
 # saying why not (status 1).
 lab_bats_problem() {
-    local v lib d found
+    local v lib
     v=$(bats --version 2>/dev/null) || { echo "no bats on PATH"; return 1; }
     v=${v#Bats }
     if [[ $(printf '%s\n' 1.7.0 "$v" | sort -V | head -n 1) != 1.7.0 ]]; then
@@ -30,10 +39,7 @@ lab_bats_problem() {
         return 1
     fi
     for lib in bats-support bats-assert; do
-        found=""
-        IFS=: read -r -a dirs <<<"${BATS_LIB_PATH:-/usr/lib/bats}"
-        for d in "${dirs[@]}"; do [[ -f $d/$lib/load.bash ]] && found=1; done
-        [[ -n $found ]] || { echo "no $lib in ${BATS_LIB_PATH:-/usr/lib/bats}"; return 1; }
+        lab_bats_lib "$lib" || { echo "no $lib in ${BATS_LIB_PATH:-/usr/lib/bats}"; return 1; }
     done
 }
 
