@@ -11,8 +11,8 @@
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
     load ../lib/check && lab_setup
-    LOADGEN="$LAB_ROOT/harness/loadgen/loadgen"
-    [[ -x $LOADGEN ]] || fail "no load generator at harness/loadgen/loadgen (make loadgen)"
+    LOADGEN=$LAB_LOADGEN
+    [[ -x $LOADGEN ]] || fail "no load generator at $LOADGEN (make loadgen)"
     ulimit -n 20000
 }
 teardown() { lab_teardown; }

@@ -28,7 +28,7 @@ start_workers() {
 @test "runs N workers, and 1,000 connections reach at least two of them, each echoed" {
     local tags
     start_workers 3
-    timeout -k 5 120 "$LAB_ROOT/harness/loadgen/loadgen" --port "$SERVER_PORT" -c 1000 --hold --duration 1 \
+    timeout -k 5 120 "$LAB_LOADGEN" --port "$SERVER_PORT" -c 1000 --hold --duration 1 \
         --size 32 --timeout 10 >"$LAB_LOG/loadgen.txt" 2>&1 ||
         fail "not every one of 1,000 connections was echoed: $(grep -m1 -iE 'timeout|refused|mismatch' "$LAB_LOG/loadgen.txt")"
     tags=$(sed -nE 's/^\[([^]]+)\] \+ .*/\1/p' "$SERVER_ERR" | sort | uniq -c)

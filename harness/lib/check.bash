@@ -35,6 +35,7 @@
 LAB_ROOT=${LAB_ROOT_DIR:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
 LAB_CLIENT="$LAB_ROOT/harness/clients/echo_client.py"
 LAB_PROC="$LAB_ROOT/harness/lib/proctool.py"
+LAB_LOADGEN=${LAB_LOADGEN:-$LAB_ROOT/harness/loadgen/loadgen}  # harness/run's, or the lab's build
 # shellcheck source=harness/lib/sandbox.bash
 source "$LAB_ROOT/harness/lib/sandbox.bash"
 LAB_START_TIMEOUT=${LAB_START_TIMEOUT:-10}  # seconds a server has to print its ready line

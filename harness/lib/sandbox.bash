@@ -172,6 +172,7 @@ sandbox_argv() {
     ro+=("$LAB_ROOT_DIR")
     [[ -n ${LAB_PYTHON:-} ]] && ro+=("$(dirname "$(dirname "$(readlink -f "$LAB_PYTHON")")")")
     [[ -n ${LAB_TOOLS_IN_USE:-} ]] && ro+=("$LAB_TOOLS_DIR")  # the lab's own bats (harness/lib/tools.bash)
+    [[ -n ${LAB_LOADGEN:-} ]] && ro+=("$LAB_LOADGEN")  # built into the user's cache (harness/run)
     # bwrap makes the missing directories above a bind 0700: the submission's uid could not reach
     # its binary. Those under /tmp or a hidden directory are made first, 0755.
     local made=" " p base i

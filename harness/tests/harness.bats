@@ -22,6 +22,8 @@ setup_file() {
     export ROOT FX
 }
 
+teardown() { [[ -z ${ASNOBODY_DIR:-} ]] || rm -rf "$ASNOBODY_DIR"; }
+
 setup() {
     bats_require_minimum_version 1.5.0
     bats_load_library bats-support
@@ -137,6 +139,27 @@ PY
     # Never a folder that holds the lab or the current one: it is replaced whole.
     run -2 "$ROOT/harness/run" 01 --only echo --logs "$BATS_TEST_TMPDIR"
     assert_output --partial "which holds"
+}
+
+@test "as nobody, a submission is graded from a lab tree nobody cannot write, the load generator built into nobody's cache" {
+    ((EUID == 0)) || skip "needs root, to grade as nobody"
+    local t c
+    t=$(mktemp -d /tmp/lab-asnobody.XXXXXX)
+    ASNOBODY_DIR=$t  # teardown removes it
+    chmod 755 "$t"
+    mkdir -p "$t/lab" "$t/home" "$t/sub"
+    # The tree git knows, as root leaves it, with no load generator built.
+    (cd "$ROOT" && git ls-files -co --exclude-standard -- harness Makefile '0*/*.c' | grep -v '^harness/loadgen/loadgen$' |
+        tar -cf - -T - | tar -xf - -C "$t/lab")
+    cp "$ROOT/08-reuseport-hybrid/server.c" "$t/sub/"
+    chmod -R a+rX,go-w "$t/lab" "$t/sub"
+    chown nobody "$t/home"
+    run setpriv --reuid=nobody --regid=nogroup --clear-groups env -i PATH=/usr/bin:/bin HOME="$t/home" \
+        LAB_TOOLS="${LAB_TOOLS_DIR:-}" bash -c "cd '$t/home' && '$t/lab/harness/run' 08 --dir '$t/sub' --only build,supervise"
+    c=$(find "$t/home/.cache/concurrent-servers-lab/loadgen" -name 'loadgen-*' -type f -perm -u+x 2>/dev/null | wc -l)
+    assert_success
+    assert_output --partial "PASS  supervise"
+    assert_equal "$c" 1
 }
 
 @test "reports: --json and --junit agree with the run, a test case per bats test" {
