@@ -29,7 +29,7 @@ import sys
 import unicodedata
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-REF = "**In the text:**"
+REF = ("**In the text:**", "**Dans le texte :**")  # COURSE.md's, COURSE.fr.md's
 SEP = " › "
 HEADING = re.compile(r"#{1,6}(\s|$)")
 FENCE = re.compile(r" {0,3}(```|~~~)")
