@@ -51,7 +51,7 @@ teardown() { lab_teardown; }
 }
 
 @test "07, 08 edge-triggered (-e): a half-close with the data, pipelined messages, 40 half-closes with output pending" {
-    only_for 07 08 -- "edge-triggered mode (-e) is 07's and 08's"
+    only_for 07 08 -- "$(gettext 'edge-triggered mode (-e) is 07'\''s and 08'\''s')"
     # -e reports data and a FIN that arrive together as one edge: a loop that stops at the short
     # read without looking at EPOLLRDHUP never sees the FIN, and the client waits for EOF forever.
     server_stop TERM 5

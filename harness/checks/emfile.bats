@@ -10,6 +10,9 @@
 # hint-08: accept4() fails with EMFILE while the client stays queued: in level-triggered mode the listener fires for ever; keep a spare descriptor, or stop watching it for a moment
 # rule: emfile
 
+# eval_gettext substitutes the $variables of its single-quoted msgid after translation
+# (lib/check.bash).
+# shellcheck disable=SC2016
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() { load ../lib/check && lab_setup; }
 teardown() { lab_teardown; }
@@ -19,11 +22,11 @@ teardown() { lab_teardown; }
     hold_clients 100 --no-verify
     sleep 1
     cpu_below 10 2 ||
-        fail "the server used $CPU_PCT% CPU for 2 s while out of descriptors: the accept loop spins on EMFILE"
-    assert_server_alive "with 100 clients and 64 descriptors"
+        fail "$(eval_gettext 'the server used $CPU_PCT% CPU for 2 s while out of descriptors: the accept loop spins on EMFILE')"
+    assert_server_alive "$(gettext 'with 100 clients and 64 descriptors')"
     release_clients
     sleep 1
     client short
     if lab_serves_all; then client parallel 20 --rounds 2; fi
-    assert_server_alive "after the clients left"
+    assert_server_alive "$(gettext 'after the clients left')"
 }

@@ -12,6 +12,9 @@
 # rule: no-fd-leak
 # rule: threads-released
 
+# eval_gettext substitutes the $variables of its single-quoted msgid after translation
+# (lib/check.bash).
+# shellcheck disable=SC2016,SC2034
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
     load ../lib/check && lab_setup
@@ -25,7 +28,7 @@ declare -gA CROWD=([01]=1)
 fds_back_to() { (($(proc fds "$SERVER_SCOPE") <= $1)); }
 
 @test "descriptors return to their count once clients leave" {
-    local before
+    local before after
     client short # lazily opened descriptors (if any) are opened now
     sleep 0.2
     before=$(proc fds "$SERVER_SCOPE")
@@ -33,8 +36,10 @@ fds_back_to() { (($(proc fds "$SERVER_SCOPE") <= $1)); }
     client resets 10
     client churn 200
     client halfclose
-    wait_until 5 fds_back_to "$before" ||
-        fail "the server held $before descriptors before the clients came and $(proc fds "$SERVER_SCOPE") five seconds after they all left"
+    wait_until 5 fds_back_to "$before" || {
+        after=$(proc fds "$SERVER_SCOPE") || true
+        fail "$(eval_gettext 'the server held $before descriptors before the clients came and $after five seconds after they all left')"
+    }
 }
 
 # A thread that ends, neither joined nor detached, keeps its stack (two mappings: the stack and its
@@ -45,14 +50,16 @@ fds_back_to() { (($(proc fds "$SERVER_SCOPE") <= $1)); }
 maps_at_most() { local m; m=$(proc maps "$SERVER_SCOPE") && ((m <= $1)); }
 
 @test "ended threads leave nothing mapped: 200 more clients, no more memory mappings" {
-    local before after
+    local before after per_client
     client sessions 20
     sleep 0.2
-    before=$(proc maps "$SERVER_SCOPE") || fail "could not read the server's memory mappings (/proc/PID/maps)"
+    before=$(proc maps "$SERVER_SCOPE") || fail "$(gettext 'could not read the server'\''s memory mappings (/proc/PID/maps)')"
     client sessions 200
     wait_until 5 maps_at_most $((before + 40)) || {
         after=$(proc maps "$SERVER_SCOPE")
-        fail "the server had $before memory mappings after 20 clients and $after five seconds after 200 more had come and gone one by one, $(((after - before + 100) / 200)) more per client: an ended thread that is neither joined nor detached keeps its stack mapped"
+        per_client=$(((after - before + 100) / 200))
+        fail "$(eval_gettext 'the server had $before memory mappings after 20 clients and $after five seconds after 200 more had come and gone one by one, $per_client more per client: an ended thread that is neither joined nor detached keeps its stack mapped')"
     }
-    measured "$before memory mappings after 20 clients, $(proc maps "$SERVER_SCOPE") after 200 more"
+    after=$(proc maps "$SERVER_SCOPE") || true
+    measured "$(eval_gettext '$before memory mappings after 20 clients, $after after 200 more')"
 }

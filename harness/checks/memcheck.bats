@@ -6,6 +6,9 @@
 # hint: every malloc needs its free on every path, including shutdown: the connection table, per-connection buffers, the queue
 # rule: memory-clean
 
+# eval_gettext substitutes the $variables of its single-quoted msgid after translation
+# (lib/check.bash).
+# shellcheck disable=SC2016,SC2034
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
     load ../lib/check && lab_setup
@@ -15,7 +18,7 @@ setup() {
 teardown() { lab_teardown; }
 
 @test "valgrind memcheck: no error and no leak after a workload and SIGTERM" {
-    local verdicts bad opts
+    local verdicts bad opts summary first_error
     mapfile -t opts < <(tool_opts)
     server_start valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect --trace-children=yes --child-silent-after-fork=no \
@@ -29,10 +32,12 @@ teardown() { lab_teardown; }
     verdicts=$(vg_verdicts "$SERVER_TOOL_LOG")
     bad=$(awk '$2 == "errors" { print $1; exit }' <<<"$verdicts" || true)
     if [[ -n $bad ]]; then
-        fail "valgrind found errors or leaks in process $bad ($(grep -m1 -oE "^==$bad== ERROR SUMMARY: [0-9]+ errors" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //'); first: $(vg_first_error "$SERVER_TOOL_LOG" "$bad")); see $SERVER_TOOL_LOG"
+        summary=$(grep -m1 -oE "^==$bad== ERROR SUMMARY: [0-9]+ errors" "$SERVER_TOOL_LOG" | sed 's/^==[0-9]*== //')
+        first_error=$(vg_first_error "$SERVER_TOOL_LOG" "$bad")
+        fail "$(eval_gettext 'valgrind found errors or leaks in process $bad ($summary; first: $first_error); see $SERVER_TOOL_LOG')"
     fi
     ! grep -q ' unsummarised first' <<<"$verdicts" ||
-        fail "the server ended without valgrind's summary (it was killed, or killed itself, before valgrind could write one); see $SERVER_TOOL_LOG"
+        fail "$(eval_gettext 'the server ended without valgrind'\''s summary (it was killed, or killed itself, before valgrind could write one); see $SERVER_TOOL_LOG')"
     bad=$(awk '$2 == "unsummarised" { printf "%s%s", sep, $1; sep = ", " }' <<<"$verdicts")
-    [[ -z $bad ]] || measured "process(es) $bad ended before valgrind's summary: killed at the stop deadline under valgrind, their memory not checked"
+    [[ -z $bad ]] || measured "$(eval_gettext 'process(es) $bad ended before valgrind'\''s summary: killed at the stop deadline under valgrind, their memory not checked')"
 }

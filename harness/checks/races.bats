@@ -7,6 +7,9 @@
 # rule: no-race
 # rule: log-lines
 
+# eval_gettext substitutes the $variables of its single-quoted msgid after translation
+# (lib/check.bash).
+# shellcheck disable=SC2016,SC2034
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
     load ../lib/check && lab_setup
@@ -16,7 +19,7 @@ setup() {
 teardown() { lab_teardown; }
 
 @test "no data race under 200 parallel clients, and the logged active counts add up" {
-    local n=200 reports opts what
+    local n=200 reports opts what ledger_error report_files
     mapfile -t opts < <(tool_opts)
     if [[ -n $LAB_SRC ]]; then
         build_variant tsan gcc -O1 -fsanitize=thread
@@ -31,14 +34,17 @@ teardown() { lab_teardown; }
     client parallel "$n" --rounds 2
     client churn 100
     # Every connection logged "-", and counts that add up, however the lines were ordered.
-    wait_until 5 ledger_right ||
-        fail "5 s after every client left, the log's connection lines do not add up: $(log_ledger | head -n 1) — the active count is not kept right"
+    wait_until 5 ledger_right || {
+        ledger_error=$(log_ledger | head -n 1)
+        fail "$(eval_gettext '5 s after every client left, the log'\''s connection lines do not add up: $ledger_error — the active count is not kept right')"
+    }
     stop_after_workload 30
     reports=$(files_matching "$SERVER_ERR" "$SERVER_TOOL_LOG" | xargs -r grep -lE 'WARNING: ThreadSanitizer|Possible data race|lock order' || true)
     if [[ -n $reports ]]; then
         # ThreadSanitizer's kind and first frame in server.c; helgrind's first frame.
         what=$(sanitizer_report "${reports%%$'\n'*}")
         [[ -n $what ]] || what=$(grep -m1 -A3 -E 'Possible data race' "${reports%%$'\n'*}" | grep -m1 -E 'at 0x' | sed 's/^==[0-9]*== *//')
-        fail "data race reported: $what (see ${reports//$'\n'/ })"
+        report_files=${reports//$'\n'/ }
+        fail "$(eval_gettext 'data race reported: $what (see $report_files)')"
     fi
 }

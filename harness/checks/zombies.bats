@@ -8,6 +8,9 @@
 # hint-08: the master must reap a dead worker (waitpid) before it starts another in its place
 # rule: children-reaped
 
+# eval_gettext substitutes the $variables of its single-quoted msgid after translation
+# (lib/check.bash).
+# shellcheck disable=SC2016,SC2034
 setup_file() { load ../lib/check && lab_setup_file; }
 setup() {
     load ../lib/check && lab_setup
@@ -21,15 +24,19 @@ no_zombies() { (($(proc zombies "$SERVER_SCOPE") == 0)); }
     client parallel 200 --rounds 1
     client churn 100
     sleep 1
-    wait_until 3 no_zombies || fail "$(proc zombies "$SERVER_SCOPE") zombie children 4 s after 300 clients left"
+    local zombies
+    wait_until 3 no_zombies || {
+        zombies=$(proc zombies "$SERVER_SCOPE") || true
+        fail "$(eval_gettext '$zombies zombie children 4 s after 300 clients left')"
+    }
 }
 
 @test "08: a worker that dies is reaped" {
-    only_for 08 -- "only 08 has workers"
+    only_for 08 -- "$(gettext 'only 08 has workers')"
     local victim
     victim=$(proc children "$SERVER_PID" | head -n 1)
-    [[ -n $victim ]] || fail "the master has no worker process"
+    [[ -n $victim ]] || fail "$(gettext 'the master has no worker process')"
     kill -KILL "$victim"
     sleep 1
-    wait_until 2 no_zombies || fail "worker $victim, killed, is still a zombie 3 s later: the master does not reap"
+    wait_until 2 no_zombies || fail "$(eval_gettext 'worker $victim, killed, is still a zombie 3 s later: the master does not reap')"
 }

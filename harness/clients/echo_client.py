@@ -15,11 +15,13 @@ what came when it did not, 2 on bad usage.  Every wait is bounded.
     echo_client.py PORT concurrency serial|parallel [--busy K]
     echo_client.py PORT resets|churn|sessions|sigpipe|slowreader [...]
 
-The host is 127.0.0.1 unless --host says otherwise.
+The host is 127.0.0.1 unless --host says otherwise.  What a student reads (a failure, what a
+client saw) is in their language (harness/lib/i18n.py); the ready files hold figures, not words.
 """
 
 import argparse
 import asyncio
+import pathlib
 import random
 import select
 import selectors
@@ -30,6 +32,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "lib"))
+from i18n import _  # noqa: E402  (harness/lib/i18n.py: the grader's messages, translated)
+
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # seconds for any single expected reply; generous for valgrind
 
@@ -38,11 +43,16 @@ class CheckFailed(Exception):
     """The server did not behave: the message says what was expected and what came."""
 
 
+class NoEcho(CheckFailed):
+    """The probe's failure: the server echoes nothing at all (exit status 3, which harness/run's
+    pre-flight tells from the other failures without reading the sentence)."""
+
+
 def connect(port, timeout=TIMEOUT):
     try:
         s = socket.create_connection((HOST, port), timeout=timeout)
     except OSError as e:
-        raise CheckFailed(f"could not connect to {HOST}:{port}: {e.strerror or e}")
+        raise CheckFailed(_("could not connect to {host}:{port}: {error}").format(host=HOST, port=port, error=e.strerror or e))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -54,16 +64,20 @@ def recv_exactly(s, n, what, timeout=TIMEOUT):
     while len(buf) < n:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise CheckFailed(f"{what}: expected {n} bytes back within {timeout:g} s, got {len(buf)}")
+            # TRANSLATORS: {what} names the client or the data ("a short line", "client 2").
+            raise CheckFailed(_("{what}: expected {n} bytes back within {timeout:g} s, got {got}").format(
+                what=what, n=n, timeout=timeout, got=len(buf)))
         s.settimeout(left)
         try:
             chunk = s.recv(min(n - len(buf), 1 << 20))
         except socket.timeout:
             continue
         except OSError as e:
-            raise CheckFailed(f"{what}: connection failed after {len(buf)} of {n} bytes: {e.strerror or e}")
+            raise CheckFailed(_("{what}: connection failed after {got} of {n} bytes: {error}").format(
+                what=what, got=len(buf), n=n, error=e.strerror or e))
         if not chunk:
-            raise CheckFailed(f"{what}: server closed the connection after {len(buf)} of {n} bytes")
+            raise CheckFailed(_("{what}: server closed the connection after {got} of {n} bytes").format(
+                what=what, got=len(buf), n=n))
         buf += chunk
     return bytes(buf)
 
@@ -72,8 +86,8 @@ def compare(what, expected, got):
     if expected == got:
         return
     at = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
-    raise CheckFailed(f"{what}: {len(got)} bytes came back for {len(expected)} sent, "
-                      f"first difference at offset {at}")
+    raise CheckFailed(_("{what}: {got} bytes came back for {sent} sent, first difference at offset {at}").format(
+        what=what, got=len(got), sent=len(expected), at=at))
 
 
 def expect_eof(s, what, timeout=TIMEOUT):
@@ -81,11 +95,12 @@ def expect_eof(s, what, timeout=TIMEOUT):
     try:
         extra = s.recv(65536)
     except socket.timeout:
-        raise CheckFailed(f"{what}: expected the server to close the connection within {timeout:g} s; it stayed open")
+        raise CheckFailed(_("{what}: expected the server to close the connection within {timeout:g} s; it stayed open").format(
+            what=what, timeout=timeout))
     except OSError as e:
-        raise CheckFailed(f"{what}: expected a clean close (EOF), got {e.strerror or e}")
+        raise CheckFailed(_("{what}: expected a clean close (EOF), got {error}").format(what=what, error=e.strerror or e))
     if extra:
-        raise CheckFailed(f"{what}: expected EOF, got {len(extra)} more bytes")
+        raise CheckFailed(_("{what}: expected EOF, got {n} more bytes").format(what=what, n=len(extra)))
 
 
 def payload(n, seed):
@@ -101,18 +116,20 @@ def cmd_probe(a):
     msg = b"anybody there?\n"
     s.sendall(msg)
     try:
-        got = recv_exactly(s, len(msg), "a probe", timeout=a.seconds)
+        got = recv_exactly(s, len(msg), _("a probe"), timeout=a.seconds)
     except CheckFailed:
-        raise CheckFailed(f"the server echoes nothing: a line sent to it got no reply within {a.seconds:g} s")
+        raise NoEcho(_("the server echoes nothing: a line sent to it got no reply within {seconds:g} s").format(
+            seconds=a.seconds))
     if got != msg:  # an echo, if a wrong one: the echo check says what is wrong with it
-        print(f"a probe came back altered: {got!r}")
+        print(_("a probe came back altered: {got!r}").format(got=got))
 
 
 def cmd_short(a):
     s = connect(a.port)
     msg = b"hello, echo server\n"
     s.sendall(msg)
-    compare("a short line", msg, recv_exactly(s, len(msg), "a short line"))
+    what = _("a short line")
+    compare(what, msg, recv_exactly(s, len(msg), what))
     s.close()
 
 
@@ -121,7 +138,7 @@ def cmd_binary(a):
     data = payload(64 * 1024, 1) + b"\0" * 512  # random bytes ending in a run of NULs
     sender = threading.Thread(target=s.sendall, args=(data,), daemon=True)
     sender.start()
-    compare("64 KiB of random bytes with NULs", data, recv_exactly(s, len(data), "64 KiB binary"))
+    compare(_("64 KiB of random bytes with NULs"), data, recv_exactly(s, len(data), _("64 KiB binary")))
     sender.join(TIMEOUT)
     s.close()
 
@@ -138,9 +155,10 @@ def cmd_stream(a):
     deadline = time.monotonic() + 60
     while len(got) < size:
         if time.monotonic() > deadline:
-            raise CheckFailed(f"4 MiB stream: after 60 s, {sent} bytes sent and {len(got)} echoed")
+            raise CheckFailed(_("4 MiB stream: after 60 s, {sent} bytes sent and {echoed} echoed").format(
+                sent=sent, echoed=len(got)))
         want_write = [s] if sent < size else []
-        r, w, _ = select.select([s], want_write, [], 1.0)
+        r, w, _x = select.select([s], want_write, [], 1.0)
         if w:
             try:
                 sent += s.send(data[sent:sent + 262144])
@@ -152,11 +170,13 @@ def cmd_stream(a):
             except BlockingIOError:
                 continue
             except OSError as e:
-                raise CheckFailed(f"4 MiB stream: connection failed after {len(got)} bytes echoed: {e.strerror}")
+                raise CheckFailed(_("4 MiB stream: connection failed after {echoed} bytes echoed: {error}").format(
+                    echoed=len(got), error=e.strerror))
             if not chunk:
-                raise CheckFailed(f"4 MiB stream: server closed after {len(got)} of {size} bytes")
+                raise CheckFailed(_("4 MiB stream: server closed after {echoed} of {size} bytes").format(
+                    echoed=len(got), size=size))
             got += chunk
-    compare("4 MiB stream", data, bytes(got))
+    compare(_("4 MiB stream"), data, bytes(got))
     s.close()
 
 
@@ -165,7 +185,8 @@ def cmd_pipeline(a):
     data = b"".join(msgs)
     s = connect(a.port)
     s.sendall(data)  # all 1,000 at once, before reading any reply
-    compare("1,000 pipelined messages", data, recv_exactly(s, len(data), "1,000 pipelined messages"))
+    what = _("1,000 pipelined messages")
+    compare(what, data, recv_exactly(s, len(data), what))
     s.close()
 
 
@@ -181,7 +202,7 @@ def cmd_halfclose(a):
     try:
         s.connect((HOST, a.port))
     except OSError as e:
-        raise CheckFailed(f"could not connect to {HOST}:{a.port}: {e.strerror or e}")
+        raise CheckFailed(_("could not connect to {host}:{port}: {error}").format(host=HOST, port=a.port, error=e.strerror or e))
     s.setblocking(False)
     sent, stalled_since = 0, None
     while sent < len(data):
@@ -195,7 +216,7 @@ def cmd_halfclose(a):
             time.sleep(0.01)
     s.setblocking(True)
     s.shutdown(socket.SHUT_WR)
-    what = f"half-close ({sent} bytes sent unread, then shutdown(SHUT_WR))"
+    what = _("half-close ({sent} bytes sent unread, then shutdown(SHUT_WR))").format(sent=sent)
     got = bytearray()
     deadline = time.monotonic() + 60
     s.settimeout(TIMEOUT)
@@ -203,13 +224,14 @@ def cmd_halfclose(a):
         try:
             chunk = s.recv(16384)
         except OSError as e:
-            raise CheckFailed(f"{what}: connection failed after {len(got)} bytes: {e.strerror or e}")
+            raise CheckFailed(_("{what}: connection failed after {got} bytes: {error}").format(
+                what=what, got=len(got), error=e.strerror or e))
         if not chunk:
             break
         got += chunk
         time.sleep(0.002)  # a slow reader: the server's output stays queued
     compare(what, data[:sent], bytes(got))
-    expect_eof(s, "half-close: after echoing everything")
+    expect_eof(s, _("half-close: after echoing everything"))
     s.close()
 
 
@@ -222,9 +244,9 @@ def cmd_halfclose_corked(a):
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)  # flushes the cork: data and FIN leave together
-    what = "half-close in the same segment as the data"
+    what = _("half-close in the same segment as the data")
     compare(what, data, recv_exactly(s, len(data), what))
-    expect_eof(s, what + ": after echoing everything")
+    expect_eof(s, _("{what}: after echoing everything").format(what=what))
     s.close()
 
 
@@ -273,20 +295,22 @@ def cmd_halfclose_many(a):
         try:
             s.connect((HOST, a.port))
         except OSError as e:
-            raise CheckFailed(f"connection {i + 1} of {n}: could not connect to {HOST}:{a.port}: {e.strerror or e}")
+            raise CheckFailed(_("connection {no} of {n}: could not connect to {host}:{port}: {error}").format(
+                no=i + 1, n=n, host=HOST, port=a.port, error=e.strerror or e))
         s.setblocking(False)
         c = _Sender(i + 1, s, payload(lo + (hi - lo) * i // max(n - 1, 1) + 7 * i, 500 + i))
         sending.add(c)
         sel.register(s, selectors.EVENT_WRITE, c)
 
     def where(c):
-        return f"connection {c.no} of {n}"
+        return _("connection {no} of {n}").format(no=c.no, n=n)
 
     def half_close(c, now):
         try:
             c.sock.shutdown(socket.SHUT_WR)
         except OSError as e:
-            raise CheckFailed(f"{where(c)}: shutdown(SHUT_WR) failed after {c.sent:,} bytes sent: {e.strerror or e}")
+            raise CheckFailed(_("{where}: shutdown(SHUT_WR) failed after {sent:,} bytes sent: {error}").format(
+                where=where(c), sent=c.sent, error=e.strerror or e))
         sel.unregister(c.sock)
         sending.discard(c)
         settling.add(c)
@@ -302,15 +326,16 @@ def cmd_halfclose_many(a):
         if now - moved > TIMEOUT or now - start > 60:
             c = min(sending | settling | reading, key=lambda c: c.no)
             if c in sending:
-                raise CheckFailed(f"{where(c)}: sending stalled at {c.sent:,} of {len(c.data):,} bytes "
-                                  f"for {now - moved:.0f} s")
-            raise CheckFailed(f"{where(c)}: {len(c.got):,} of {c.sent:,} bytes came back, then nothing for "
-                              f"{now - moved:.0f} s after the client half-closed")
+                raise CheckFailed(_("{where}: sending stalled at {sent:,} of {size:,} bytes for {seconds:.0f} s").format(
+                    where=where(c), sent=c.sent, size=len(c.data), seconds=now - moved))
+            raise CheckFailed(_("{where}: {got:,} of {sent:,} bytes came back, then nothing for {seconds:.0f} s after "
+                                "the client half-closed").format(where=where(c), got=len(c.got), sent=c.sent,
+                                                                 seconds=now - moved))
         if sending and now - moved > HC_UNSTICK:
             for c in list(sending):
                 half_close(c, now)
         wake = min((c.read_at for c in settling), default=now + 0.1)
-        for key, _ in sel.select(max(0.0, min(wake - now, 0.1))):
+        for key, _events in sel.select(max(0.0, min(wake - now, 0.1))):
             c = key.data
             if c in sending:
                 try:
@@ -318,8 +343,8 @@ def cmd_halfclose_many(a):
                 except BlockingIOError:
                     continue
                 except OSError as e:
-                    raise CheckFailed(f"{where(c)}: sending failed after {c.sent:,} of {len(c.data):,} bytes: "
-                                      f"{e.strerror or e}")
+                    raise CheckFailed(_("{where}: sending failed after {sent:,} of {size:,} bytes: {error}").format(
+                        where=where(c), sent=c.sent, size=len(c.data), error=e.strerror or e))
                 moved = time.monotonic()
                 if c.sent == len(c.data):
                     half_close(c, moved)
@@ -329,17 +354,19 @@ def cmd_halfclose_many(a):
             except BlockingIOError:
                 continue
             except OSError as e:
-                raise CheckFailed(f"{where(c)}: the connection failed after {len(c.got):,} of {c.sent:,} bytes "
-                                  f"came back: {e.strerror or e}")
+                raise CheckFailed(_("{where}: the connection failed after {got:,} of {sent:,} bytes came back: {error}").format(
+                    where=where(c), got=len(c.got), sent=c.sent, error=e.strerror or e))
             moved = time.monotonic()
             if chunk:
                 c.got += chunk
                 if len(c.got) > c.sent:
-                    raise CheckFailed(f"{where(c)}: {len(c.got):,} bytes came back for {c.sent:,} sent")
+                    raise CheckFailed(_("{where}: {got:,} bytes came back for {sent:,} sent").format(
+                        where=where(c), got=len(c.got), sent=c.sent))
                 continue
             if len(c.got) < c.sent:
-                raise CheckFailed(f"{where(c)}: the server closed after {len(c.got):,} of {c.sent:,} bytes once "
-                                  f"the client half-closed: output still pending in its buffer was dropped")
+                raise CheckFailed(_("{where}: the server closed after {got:,} of {sent:,} bytes once the client "
+                                    "half-closed: output still pending in its buffer was dropped").format(
+                    where=where(c), got=len(c.got), sent=c.sent))
             compare(where(c), c.data[:c.sent], bytes(c.got))
             reading.discard(c)
             sel.unregister(c.sock)
@@ -360,7 +387,7 @@ async def one_client(port, cid, rounds, sem_connect):
         await writer.drain()
         got = await asyncio.wait_for(reader.readexactly(len(data)), TIMEOUT * 3)
         if got != data:
-            raise CheckFailed(f"client {cid}: round {r}: wrong bytes echoed")
+            raise CheckFailed(_("client {client}: round {round}: wrong bytes echoed").format(client=cid, round=r))
     writer.close()
     await writer.wait_closed()
 
@@ -374,10 +401,11 @@ async def crowd(port, n, rounds):
         i, e = bad[0]
         why = str(e) or type(e).__name__
         if isinstance(e, asyncio.IncompleteReadError):
-            why = f"server closed the connection after {len(e.partial)} of {e.expected} bytes"
+            why = _("server closed the connection after {got} of {n} bytes").format(got=len(e.partial), n=e.expected)
         elif isinstance(e, asyncio.TimeoutError):
-            why = "no reply within the time limit"
-        raise CheckFailed(f"{len(bad)} of {n} parallel clients failed; first (client {i}): {why}")
+            why = _("no reply within the time limit")
+        raise CheckFailed(_("{failed} of {n} parallel clients failed; first (client {client}): {why}").format(
+            failed=len(bad), n=n, client=i, why=why))
 
 
 def cmd_parallel(a):
@@ -413,7 +441,8 @@ def cmd_hold(a):
         if a.verify:
             msg = b"hold %d\n" % i
             s.sendall(msg)
-            compare(f"held connection {i}", msg, recv_exactly(s, len(msg), f"held connection {i}"))
+            what = _("held connection {no}").format(no=i)
+            compare(what, msg, recv_exactly(s, len(msg), what))
     hold_then_close(stop, a, socks, str(len(socks)))
 
 
@@ -431,11 +460,12 @@ def cmd_served(a):
         waiting = [s for s in socks if not got[s].endswith(b"\n")]
         if not waiting:
             break
-        ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+        ready, _w, _x = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
         for s in ready:
             data = s.recv(100)
             if not data:
-                raise CheckFailed(f"a client was disconnected after {len(got[s])} bytes instead of being served or left waiting")
+                raise CheckFailed(_("a client was disconnected after {got} bytes instead of being served or left waiting").format(
+                    got=len(got[s])))
             got[s] += data
     served = sum(got[s].endswith(b"\n") for s in socks)
     hold_then_close(stop, a, socks, f"{served} of {a.n}")
@@ -463,14 +493,14 @@ def cmd_drained(a):
         t.join(30)
 
     s = connect(a.port)
-    round_trip(s, payload(200_000, 7), "a half-closing client", half_close=True)
+    round_trip(s, payload(200_000, 7), _("a half-closing client"), half_close=True)
     s.settimeout(10)
     if s.recv(1) != b"":
-        raise CheckFailed("a half-closing client got more than its bytes back, and no EOF")
+        raise CheckFailed(_("a half-closing client got more than its bytes back, and no EOF"))
     s.close()
     s = connect(a.port)
     s.sendall(payload(100_000, 8))
-    recv_exactly(s, 1000, "a client about to reset")
+    recv_exactly(s, 1000, _("a client about to reset"))
     abort(s)
     # A small receive buffer, set before connecting, and more than the kernel's buffers on both
     # sides can hold (the server's send buffer grows to 4 MiB): its output must back up.
@@ -478,7 +508,7 @@ def cmd_drained(a):
     held.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     held.settimeout(TIMEOUT)
     held.connect((HOST, a.port))
-    round_trip(held, payload(8 << 20, 9), "a client whose output backed up, then drained", wait_before_reading=0.5)
+    round_trip(held, payload(8 << 20, 9), _("a client whose output backed up, then drained"), wait_before_reading=0.5)
     hold_then_close(stop, a, [held], "1")
 
 
@@ -491,7 +521,8 @@ def cmd_concurrency(a):
         s = connect(a.port)
         msg = b"first %d\n" % i
         s.sendall(msg)
-        compare(f"client {i + 1}", msg, recv_exactly(s, len(msg), f"client {i + 1} (before the extra client)"))
+        compare(_("client {no}").format(no=i + 1), msg,
+                recv_exactly(s, len(msg), _("client {no} (before the extra client)").format(no=i + 1)))
         first.append(s)
     extra = connect(a.port)
     msg = b"are you there?\n"
@@ -503,18 +534,18 @@ def cmd_concurrency(a):
         # a correct server.
         for attempt in (1, 2):
             try:
-                got = recv_exactly(extra, len(msg), "extra client", timeout=1.0)
+                got = recv_exactly(extra, len(msg), _("extra client"), timeout=1.0)
                 break
             except CheckFailed:
                 if attempt == 2:
-                    raise CheckFailed(f"with {a.busy} client(s) connected and idle, another client got no "
-                                      f"echo within 1 s, twice: the server serves one client at a time")
+                    raise CheckFailed(_("with {busy} client(s) connected and idle, another client got no echo within "
+                                        "1 s, twice: the server serves one client at a time").format(busy=a.busy))
                 extra.close()
                 extra = connect(a.port)
                 t0 = time.monotonic()
                 extra.sendall(msg)
-        compare("extra client", msg, got)
-        print(f"answered in {(time.monotonic() - t0) * 1000:.1f} ms (try {attempt})")
+        compare(_("extra client"), msg, got)
+        print(_("answered in {ms:.1f} ms (try {attempt})").format(ms=(time.monotonic() - t0) * 1000, attempt=attempt))
     else:
         extra.settimeout(1.5)
         try:
@@ -522,15 +553,16 @@ def cmd_concurrency(a):
         except socket.timeout:
             early = None
         if early:
-            raise CheckFailed(f"client {a.busy + 1} was answered after {(time.monotonic() - t0) * 1000:.0f} ms "
-                              f"while {a.busy} other(s) were connected: expected it to wait its turn")
+            raise CheckFailed(_("client {no} was answered after {ms:.0f} ms while {busy} other(s) were connected: "
+                                "expected it to wait its turn").format(
+                no=a.busy + 1, ms=(time.monotonic() - t0) * 1000, busy=a.busy))
         if early == b"":
-            raise CheckFailed(f"client {a.busy + 1} was disconnected instead of waiting its turn")
+            raise CheckFailed(_("client {no} was disconnected instead of waiting its turn").format(no=a.busy + 1))
         first[0].close()
         t1 = time.monotonic()
-        compare("waiting client", msg, recv_exactly(extra, len(msg),
-                f"client {a.busy + 1}, after one of the first {a.busy} left", timeout=5.0))
-        print(f"waited its turn; answered {(time.monotonic() - t1) * 1000:.1f} ms after a slot freed")
+        compare(_("waiting client"), msg, recv_exactly(extra, len(msg),
+                _("client {no}, after one of the first {busy} left").format(no=a.busy + 1, busy=a.busy), timeout=5.0))
+        print(_("waited its turn; answered {ms:.1f} ms after a slot freed").format(ms=(time.monotonic() - t1) * 1000))
     for s in first[1:] if a.mode == "serial" else first:
         s.close()
     extra.close()
@@ -549,7 +581,7 @@ def cmd_resets(a):
     for i in range(a.n):
         s = connect(a.port)
         s.sendall(payload(200000, i))
-        recv_exactly(s, 1000, f"reset client {i}")
+        recv_exactly(s, 1000, _("reset client {no}").format(no=i))
         abort(s)
     cmd_short(a)
 
@@ -573,9 +605,10 @@ def cmd_sessions(a):
     for i in range(a.n):
         s = connect(a.port)
         s.sendall(msg)
-        compare(f"session {i + 1}", msg, recv_exactly(s, len(msg), f"session {i + 1}"))
+        what = _("session {no}").format(no=i + 1)
+        compare(what, msg, recv_exactly(s, len(msg), what))
         s.shutdown(socket.SHUT_WR)
-        expect_eof(s, f"session {i + 1}")
+        expect_eof(s, what)
         s.close()
 
 
@@ -599,7 +632,7 @@ def cmd_sigpipe(a):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             s.sendall(payload(60000, i))
         except OSError as e:
-            raise CheckFailed(f"sigpipe client {i}: {e.strerror or e}")
+            raise CheckFailed(_("sigpipe client {no}: {error}").format(no=i, error=e.strerror or e))
         return s
 
     plug = connect(a.port)
@@ -644,22 +677,23 @@ def cmd_slowreader(a):
         s = connect(a.port, timeout=2)
         s.sendall(b"ping\n")
         try:
-            got = recv_exactly(s, 5, "the other client", timeout=1.0)
+            got = recv_exactly(s, 5, _("the other client"), timeout=1.0)
             late_in_a_row = 0
         except CheckFailed:
             # A stalled loop misses every probe; a busy machine may delay one.
             late_in_a_row += 1
             if late_in_a_row == 2:
-                raise CheckFailed("while one client sent data and read none, other clients got no echo "
-                                  "within 1 s, twice in a row: something the server waits on blocks the others (a "
-                                  "blocking send() to that client, or a blocking wait for a child)")
+                raise CheckFailed(_("while one client sent data and read none, other clients got no echo within 1 s, "
+                                    "twice in a row: something the server waits on blocks the others (a blocking "
+                                    "send() to that client, or a blocking wait for a child)"))
             s.close()
             continue
-        compare("the other client", b"ping\n", got)
+        compare(_("the other client"), b"ping\n", got)
         worst = max(worst, time.monotonic() - t0)
         s.close()
         time.sleep(0.2)
-    print(f"slow reader pushed {state['sent']} bytes; other clients' worst round trip {worst * 1000:.1f} ms")
+    print(_("slow reader pushed {sent} bytes; other clients' worst round trip {ms:.1f} ms").format(
+        sent=state["sent"], ms=worst * 1000))
     abort(slow)
 
 
@@ -725,9 +759,10 @@ def main():
         COMMANDS[a.cmd](a)
     except CheckFailed as e:
         print(e, file=sys.stderr)
-        sys.exit(1)
+        sys.exit(3 if isinstance(e, NoEcho) else 1)
     except (OSError, asyncio.TimeoutError) as e:
-        print(f"{a.cmd}: unexpected network error: {e}", file=sys.stderr)
+        # TRANSLATORS: {command} is the client's subcommand ("echo", "halfclose"), {error} Python's.
+        print(_("{command}: unexpected network error: {error}").format(command=a.cmd, error=e), file=sys.stderr)
         sys.exit(1)
 
 

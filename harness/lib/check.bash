@@ -30,9 +30,17 @@
 # A check fails with one sentence for the student, through bats-support's fail: what was
 # observed, in plain words ("3 zombie children 4 s after 300 clients left"). The check's hint (its
 # header) names the likely mistake; harness/run prints both.
+#
+# What a student reads goes through GNU gettext (lib/i18n.bash, harness/po): "$(gettext 'text')",
+# or "$(eval_gettext 'text with $var')", whose msgid is the English text itself. eval_gettext
+# substitutes the $variables of its single-quoted msgid itself, after translation: shellcheck sees
+# them neither expanded (SC2016) nor read (SC2034).
+# shellcheck disable=SC2016,SC2034
 
 # The lab's tree: harness/run says where (an instructor's extra checks live elsewhere).
 LAB_ROOT=${LAB_ROOT_DIR:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
+# shellcheck source=harness/lib/i18n.bash
+source "$LAB_ROOT/harness/lib/i18n.bash"
 LAB_CLIENT="$LAB_ROOT/harness/clients/echo_client.py"
 LAB_PROC="$LAB_ROOT/harness/lib/proctool.py"
 LAB_LOADGEN=${LAB_LOADGEN:-$LAB_ROOT/harness/loadgen/loadgen}  # harness/run's, or the lab's build
@@ -51,12 +59,12 @@ lab_header() {
 lab_setup_file() {
     local dir
     if [[ -z ${LAB_SERVER:-} ]]; then
-        echo "set LAB_SERVER to the server to check, e.g. LAB_SERVER=06-poll/server bats $BATS_TEST_FILENAME" >&2
+        printf '%s\n' "$(eval_gettext 'set LAB_SERVER to the server to check, e.g. LAB_SERVER=06-poll/server bats $BATS_TEST_FILENAME')" >&2
         return 1
     fi
     [[ $LAB_SERVER == /* ]] || LAB_SERVER="$PWD/$LAB_SERVER"
     if [[ ! -x $LAB_SERVER ]]; then
-        echo "no server binary at $LAB_SERVER (build it first, e.g. make 06-poll)" >&2
+        printf '%s\n' "$(eval_gettext 'no server binary at $LAB_SERVER (build it first, e.g. make 06-poll)')" >&2
         return 1
     fi
     dir=$(basename "$(dirname "$LAB_SERVER")")
@@ -64,7 +72,7 @@ lab_setup_file() {
     LAB_CHAPTER=${LAB_CHAPTER:0:2}
     LAB_CHAPTER_DIR=$(cd "$LAB_ROOT" && compgen -G "$LAB_CHAPTER-*" | head -n 1)
     if [[ ! $LAB_CHAPTER =~ ^0[1-9]$ || -z $LAB_CHAPTER_DIR ]]; then
-        echo "which chapter is $LAB_SERVER? Set LAB_CHAPTER (01 to 08)" >&2
+        printf '%s\n' "$(eval_gettext 'which chapter is $LAB_SERVER? Set LAB_CHAPTER (01 to 08)')" >&2
         return 1
     fi
     if [[ -z ${LAB_SRC+set} && -f $(dirname "$LAB_SERVER")/server.c ]]; then
@@ -94,19 +102,21 @@ lab_setup() {
     check=$(basename "$BATS_TEST_FILENAME" .bats)
     chapters=$(lab_header chapters)
     if [[ $chapters != all && " $chapters " != *" $LAB_CHAPTER "* ]]; then
-        skip "$check applies to chapters $chapters, not to $LAB_CHAPTER_DIR"
+        skip "$(eval_gettext '$check applies to chapters $chapters, not to $LAB_CHAPTER_DIR')"
     fi
     if [[ ${LAB_QUICK:-0} == 1 && $(lab_header slow) == yes ]]; then
-        skip "$check is slow (LAB_QUICK=1)"
+        skip "$(eval_gettext '$check is slow (LAB_QUICK=1)')"
     fi
     # --fail-fast (LAB_FAIL_FAST=1): a check is lost with its first failed test; the others wait out
     # their own time limits for nothing.
     if [[ ${LAB_FAIL_FAST:-0} == 1 && -e $BATS_FILE_TMPDIR/lab-failed ]]; then
-        skip "an earlier test of $check failed (--fail-fast)"
+        skip "$(eval_gettext 'an earlier test of $check failed (--fail-fast)')"
     fi
 }
 
-# only_for CHAPTER... -- REASON: skip this test unless the chapter is one of those named.
+# only_for CHAPTER... -- REASON: skip this test unless the chapter is one of those named. REASON is
+# the student's sentence, translated by the caller ("$(gettext '...')"); so are not_for's and
+# needs_source's.
 only_for() {
     local list=()
     while [[ $1 != -- ]]; do list+=("$1"); shift; done
@@ -124,7 +134,8 @@ not_for() {
 
 # needs_source: skip this test when the server was given without its source (--bin).
 needs_source() {
-    [[ -n $LAB_SRC ]] || skip "no source to compile (graded with --bin); $*"
+    local reason="$*"
+    [[ -n $LAB_SRC ]] || skip "$(eval_gettext 'no source to compile (graded with --bin); $reason')"
 }
 
 # Whatever a test started is killed, whatever happened.
@@ -209,7 +220,7 @@ proc() { "$LAB_PYTHON" "$LAB_PROC" "$@"; }
 # submission, for proctool.py), SERVER_PORT, SERVER_OUT and SERVER_ERR. A wrapper (valgrind ...,
 # prlimit ...) goes before "--".
 server_start() {
-    local wrap=() tracer=() rc o e t no_as="" info init
+    local wrap=() tracer=() rc o e t no_as="" info init how stderr_end
     if [[ " $* " == *" -- "* ]]; then
         while [[ $1 != -- ]]; do wrap+=("$1"); shift; done
         shift
@@ -270,10 +281,12 @@ server_start() {
     SERVER_PORT=$(proc ready "$SERVER_OUT" "$SERVER_JOB" "$LAB_START_TIMEOUT") && return 0
     rc=$?
     if ((rc == 1)); then
-        fail "the server exited ($(server_death)) before printing its ready line; its stderr ends with: $(tail -n 2 "$SERVER_ERR" | tr '\n' ' ')"
+        how=$(server_death)
+        stderr_end=$(tail -n 2 "$SERVER_ERR" | tr '\n' ' ')
+        fail "$(eval_gettext 'the server exited ($how) before printing its ready line; its stderr ends with: $stderr_end')"
         return
     fi
-    fail "the server printed no 'listening on ADDR:PORT' line within $LAB_START_TIMEOUT s"
+    fail "$(eval_gettext 'the server printed no '\''listening on ADDR:PORT'\'' line within $LAB_START_TIMEOUT s')"
 }
 sandbox_started() { grep -q '"child-pid"' "$1" || ! kill -0 "$SERVER_JOB" 2>/dev/null; }
 # server_found INIT: the sandbox's init has its child, the server: SERVER_PID (or the sandbox ended).
@@ -295,18 +308,17 @@ server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }
 # No live process of the submission left (its sandbox's tree, or its process group).
 group_gone() { [[ -z $(proc pids "$SERVER_SCOPE") ]]; }
 
-# stop_with_stuck PID WHAT: SIGSTOP the server's child PID (WHAT: "child", "worker"), then SIGTERM
-# the server: it must exit 0 within 3 s with nothing left. A stopped process cannot act on SIGTERM
-# (nor on PR_SET_PDEATHSIG): it is gone the moment the server exits only if the server killed it
-# after a deadline and waited for it.
+# stop_with_stuck PID WHAT: SIGSTOP the server's child PID (WHAT: "child", "worker", translated by
+# the caller), then SIGTERM the server: it must exit 0 within 3 s with nothing left. A stopped
+# process cannot act on SIGTERM (nor on PR_SET_PDEATHSIG): it is gone the moment the server exits
+# only if the server killed it after a deadline and waited for it.
 stop_with_stuck() {
     local pid=$1 what=$2
     kill -STOP "$pid"
     server_stop TERM 3 ||
-        fail "still running 3 s after SIGTERM with one $what stopped: a $what that does not stop in time must get SIGKILL"
-    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM"
-    group_gone || fail "the stopped $what $pid was still there when the server exited: it must wait \
-for every $what (and SIGKILL one that does not stop in time) before it exits"
+        fail "$(eval_gettext 'still running 3 s after SIGTERM with one $what stopped: a $what that does not stop in time must get SIGKILL')"
+    ((SERVER_STATUS == 0)) || fail "$(eval_gettext 'exit status $SERVER_STATUS after SIGTERM')"
+    group_gone || fail "$(eval_gettext 'the stopped $what $pid was still there when the server exited: it must wait for every $what (and SIGKILL one that does not stop in time) before it exits')"
 }
 # Exited: gone, or a zombie waiting for its parent (this shell, or its sandbox's init) to collect
 # its status. A process whose main thread returned while other threads still run also shows Z; it
@@ -342,15 +354,18 @@ job_ended() { ! pid_running "$SERVER_JOB"; }
 
 # How the server died, from the status bash saw.
 server_death() {
-    local st
+    local st signal code
     wait_until 2 job_ended || true
     wait "$SERVER_JOB" 2>/dev/null
     st=$?
     drains_settle 2 || true
     if ((st > 128)); then
-        printf 'killed by signal %s' "$(kill -l $((st - 128)) 2>/dev/null || echo $((st - 128)))"
+        signal=$(kill -l $((st - 128)) 2>/dev/null || echo $((st - 128)))
+        # TRANSLATORS: how the server died, $how in "the server died $when ($how)"; $signal: KILL, SEGV...
+        eval_gettext 'killed by signal $signal'
     else
-        printf 'exit status %d' "$st"
+        code=$st
+        eval_gettext 'exit status $code'
     fi
 }
 
@@ -386,37 +401,44 @@ vg_first_error() {
         END { if (what && !done) print what }' "$1" 2>/dev/null | cut -c1-240
 }
 
-# assert_server_alive WHILE: fail if the server died, saying how and while doing what.
+# assert_server_alive WHILE: fail if the server died, saying how and while doing what. WHILE is
+# the student's words, translated by the caller ("after 20 peers reset mid-stream").
 assert_server_alive() {
     server_alive && return 0
-    local how last
+    local when=$1 how last
     how=$(server_death)
     # Its last words: often the cause itself ("select: Bad file descriptor"), which a student
     # should not have to find in a log file; a sanitizer's report when there is one (its last line
     # is "==2==ABORTING").
     last=$(sanitizer_report "$SERVER_ERR")
     if [[ -n $last ]]; then
-        fail "the server died $1 ($how); $last"
+        # TRANSLATORS: $when: "after 20 peers reset mid-stream"...; $how: "exit status 1"...
+        fail "$(eval_gettext 'the server died $when ($how); $last')"
         return
     fi
     last=$(grep -v -E '^[+-] |^\[w[0-9]+\] [+-] ' "$SERVER_ERR" 2>/dev/null | tail -n 1 | cut -c1-200 || true)
-    fail "the server died $1 ($how)${last:+; the last line of its stderr: $last}"
+    if [[ -n $last ]]; then
+        fail "$(eval_gettext 'the server died $when ($how); the last line of its stderr: $last')"
+    else
+        fail "$(eval_gettext 'the server died $when ($how)')"
+    fi
 }
 
-# measured TEXT: a figure shown under the check's result (bats prints fd 3 as a TAP comment).
+# measured TEXT: a figure shown under the check's result (bats prints fd 3 as a TAP comment). TEXT
+# is the student's, translated by the caller; "# measured: " is what harness/lib/report.py reads.
 measured() { printf '# measured: %s\n' "$*" >&3; }
 
 # client SUBCOMMAND ARGS...: run the Python test client against the server; on failure its
 # one-line explanation is the test's failure.
 client() {
-    local out="$LAB_LOG/client.$1.$SERVER_N" rc
+    local out="$LAB_LOG/client.$1.$SERVER_N" rc test_client=$1
     timeout -k 5 "$CLIENT_TIMEOUT" "$LAB_PYTHON" "$LAB_CLIENT" "$SERVER_PORT" "$@" >"$out" 2>&1 && return 0
     rc=$?
     if ((rc == 124)); then
-        fail "the test client '$1' did not finish within $CLIENT_TIMEOUT s"
+        fail "$(eval_gettext 'the test client '\''$test_client'\'' did not finish within $CLIENT_TIMEOUT s')"
         return
     fi
-    assert_server_alive "during '$1'" || return
+    assert_server_alive "$(eval_gettext 'during '\''$test_client'\''')" || return
     fail "$(tail -n 1 "$out")"
 }
 
@@ -432,20 +454,23 @@ client_bg() {
 
 # client_bg_wait NAME PID: wait for that background client; its failure is the test's failure.
 client_bg_wait() {
+    local test_client=$1
     wait "$2" && return 0
-    assert_server_alive "during '$1'" || return
+    assert_server_alive "$(eval_gettext 'during '\''$test_client'\''')" || return
     fail "$(tail -n 1 "$LAB_LOG/client.$1")"
 }
 
 # hold_clients N [--no-verify]: N idle connections in the background; returns once all are open.
 hold_clients() {
-    local n=$1
+    local n=$1 client_error
     shift
     rm -f "$LAB_LOG/hold.ready"
     client_bg hold hold "$n" --ready "$LAB_LOG/hold.ready" "$@"
     HOLD_PID=$BG_PID
-    wait_until 60 test -s "$LAB_LOG/hold.ready" ||
-        fail "could not open $n connections within 60 s: $(tail -n 1 "$LAB_LOG/client.hold")"
+    wait_until 60 test -s "$LAB_LOG/hold.ready" || {
+        client_error=$(tail -n 1 "$LAB_LOG/client.hold") || true
+        fail "$(eval_gettext 'could not open $n connections within 60 s: $client_error')"
+    }
 }
 
 # hold_idle N: N idle connections, each checked to echo first where the model serves them all.
@@ -494,7 +519,8 @@ lab_compile() {
         >"$LAB_LOG/compile.log" 2>&1 </dev/null 8<"$LAB_LOG/compile.args" 7<"$LAB_SRC"
     local rc=$?
     if ((rc == 124 || rc == 137)); then
-        echo "error: the build took more than $BUILD_SECONDS s" >>"$LAB_LOG/compile.log"
+        # "error: " stays as it is: the checks find the line by it (grep error).
+        echo "error: $(eval_gettext 'the build took more than $BUILD_SECONDS s')" >>"$LAB_LOG/compile.log"
         return 1
     fi
     ((rc == 0)) || return 1
@@ -502,7 +528,7 @@ lab_compile() {
     install -m 755 "$built" "$out" && rm -f "$built" || return 1
     forged=$(forged_options "$out")
     if [[ -n $forged ]]; then
-        echo "error: the submission defines $forged, which would override the sanitizers' options the harness sets" >>"$LAB_LOG/compile.log"
+        echo "error: $(eval_gettext 'the submission defines $forged, which would override the sanitizers'\'' options the harness sets')" >>"$LAB_LOG/compile.log"
         return 1
     fi
 }
@@ -510,11 +536,13 @@ lab_compile() {
 # build_variant NAME CC FLAGS...: compile LAB_SRC into $LAB_LOG/bin/server-NAME (a directory the
 # submission's uid can reach and not write), the server that server_start starts from then on.
 build_variant() {
-    local name=$1 cc=$2
+    local variant=$1 cc=$2 first_error
     shift 2
-    LAB_SERVER="$LAB_LOG/bin/server-$name"
-    lab_compile "$cc" "$LAB_SERVER" "$@" ||
-        fail "the $name build failed: $(grep -m1 -E 'error' "$LAB_LOG/compile.log")"
+    LAB_SERVER="$LAB_LOG/bin/server-$variant"
+    lab_compile "$cc" "$LAB_SERVER" "$@" || {
+        first_error=$(grep -m1 -E 'error' "$LAB_LOG/compile.log") || true
+        fail "$(eval_gettext 'the $variant build failed: $first_error')"
+    }
 }
 
 # The workload of the memory checks: a bit of everything a client can do, then the caller stops
@@ -532,8 +560,9 @@ lab_workload() {
 
 # stop_after_workload SECONDS: SIGTERM, then the server must exit 0 within SECONDS.
 stop_after_workload() {
-    server_stop TERM "$1" || fail "still running $1 s after SIGTERM"
-    ((SERVER_STATUS == 0)) || fail "exit status $SERVER_STATUS after SIGTERM, expected 0"
+    local seconds=$1
+    server_stop TERM "$seconds" || fail "$(eval_gettext 'still running $seconds s after SIGTERM')"
+    ((SERVER_STATUS == 0)) || fail "$(eval_gettext 'exit status $SERVER_STATUS after SIGTERM, expected 0')"
 }
 
 # log_ledger [--before-stop]: what the "+"/"-" log lines say, judged as the contract states it

@@ -34,13 +34,17 @@ bare PGID), a process group, where there is no sandbox (plain bats).
                                        MSG_NOSIGNAL) and how many; nothing when every one is
                                        safe; exit 1 if a log cannot be read
 
-A process that vanishes while it is being read is simply not counted.
+A process that vanishes while it is being read is simply not counted. What a student may read (an
+error, socket-writes' line, which a check quotes) is in their language (harness/lib/i18n.py); what
+the checks compute with (figures, pids, ports) is not words.
 """
 
 import os
 import re
 import sys
 import time
+
+from i18n import _, ngettext
 
 TICKS = os.sysconf("SC_CLK_TCK")
 READY = re.compile(rb"^listening on .*:([0-9]+)$", re.M)
@@ -69,7 +73,7 @@ def all_stats():
 
 def parse_scope(text):
     """("tree", INIT) or ("group", PGID) from "tree:N", "group:N" or "N"."""
-    kind, _, n = text.rpartition(":")
+    kind, _sep, n = text.rpartition(":")
     if kind not in ("", "tree", "group") or not n.isdigit():
         sys.exit(__doc__)
     return (kind or "group", int(n))
@@ -178,11 +182,11 @@ def cmd_zombies(n):
 def cmd_threads(n):
     if isinstance(n, tuple):
         if not live(n):
-            sys.exit("proctool: no process of the submission is left")
+            sys.exit("proctool: " + _("no process of the submission is left"))
         print(group_threads(n))
         return
     if not os.path.isdir(f"/proc/{n}"):
-        sys.exit(f"proctool: process {n} is gone")
+        sys.exit("proctool: " + _("process {pid} is gone").format(pid=n))
     print(count_threads(n))
 
 
@@ -253,7 +257,7 @@ def cmd_sigpipe(n):
     the signal is ignored or caught (per process) or blocked (per thread).  Zombie tasks (an
     exited thread, a process nobody reaped) write nothing and are not counted."""
     procs = {}
-    for pid, _ in group(n):
+    for pid, _fields in group(n):
         try:
             tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
         except OSError:
@@ -263,7 +267,7 @@ def cmd_sigpipe(n):
         if tasks:
             procs[pid] = tasks
     if not procs:
-        sys.exit("proctool: no process of the submission is left")
+        sys.exit("proctool: " + _("no process of the submission is left"))
     # A wrapper that traces the server (setsid strace -f ... ./server) is in the group too: it is
     # not the server, whatever it does with SIGPIPE.
     tracers = {int(st.get("TracerPid", "0")) for tasks in procs.values() for _, st in tasks}
@@ -329,15 +333,16 @@ def split_args(text):
 
 def socket_kind(fd_arg):
     """'TCP socket' (TCP or TCPv6), 'socket' (protocol unknown to strace), or None (a file, a
-    pipe, an eventfd, a UNIX or UDP socket: no client is at the other end)."""
+    pipe, an eventfd, a UNIX or UDP socket: no client is at the other end); in the student's
+    language (words of unsafe_write's sentences)."""
     m = FD_DECORATION.match(fd_arg)
     if not m:
         return None
     path = m.group(2)
     if re.match(r"TCP(v6)?:\[", path):
-        return "TCP socket"
+        return _("TCP socket")
     if path.startswith("socket:["):
-        return "socket"
+        return _("socket")
     return None
 
 
@@ -365,12 +370,16 @@ def unsafe_write(call, args):
         return None
     if flags_index is None:
         if call == "write":
-            fix = "use send(fd, buf, len, MSG_NOSIGNAL)"
+            fix = _("use send(fd, buf, len, MSG_NOSIGNAL)")
         elif call.startswith(("writev", "pwritev")):
-            fix = "use sendmsg(fd, &msg, MSG_NOSIGNAL) with the same iovec"
+            fix = _("use sendmsg(fd, &msg, MSG_NOSIGNAL) with the same iovec")
         else:
-            fix = "ignore SIGPIPE (sigaction with SIG_IGN) before the first client"
-        return f"{call}() on a {kind}", f"{call}() cannot carry MSG_NOSIGNAL; {fix}"
+            fix = _("ignore SIGPIPE (sigaction with SIG_IGN) before the first client")
+        # TRANSLATORS: {call} is a system call's name ("write"), {kind} "TCP socket" or "socket".
+        what = _("{call}() on a {kind}").format(call=call, kind=kind)
+        # TRANSLATORS: {call} is a system call's name ("write"); {fix} an advice, "use send(fd, buf,
+        # len, MSG_NOSIGNAL)".
+        return what, _("{call}() cannot carry MSG_NOSIGNAL; {fix}").format(call=call, fix=fix)
     if len(args) <= flags_index:
         return None  # cut short (a process killed mid-call): nothing to judge
     flags = args[flags_index]
@@ -383,8 +392,15 @@ def unsafe_write(call, args):
            "sendto": "sendto(fd, buf, len, MSG_NOSIGNAL, addr, addrlen)",
            "sendmsg": "sendmsg(fd, &msg, MSG_NOSIGNAL)",
            "sendmmsg": "sendmmsg(fd, msgs, n, MSG_NOSIGNAL)"}[name]
-    seen = f", seen as sendto(fd, buf, len, {flags}, NULL, 0)" if name != call else f", flags {flags}"
-    return f"{name}() without MSG_NOSIGNAL", f"{kind}{seen}; use {how}, or ignore SIGPIPE"
+    what = _("{call}() without MSG_NOSIGNAL").format(call=name)
+    if name != call:
+        # TRANSLATORS: {kind} is "TCP socket" or "socket"; {flags} the flags strace saw ("0");
+        # {how} the call with MSG_NOSIGNAL, "send(fd, buf, len, MSG_NOSIGNAL)".
+        return what, _("{kind}, seen as sendto(fd, buf, len, {flags}, NULL, 0); use {how}, or ignore SIGPIPE").format(
+            kind=kind, flags=flags, how=how)
+    # TRANSLATORS: {kind} is "TCP socket" or "socket"; {flags} the flags strace saw ("MSG_DONTWAIT");
+    # {how} the call with MSG_NOSIGNAL, "sendmsg(fd, &msg, MSG_NOSIGNAL)".
+    return what, _("{kind}, flags {flags}; use {how}, or ignore SIGPIPE").format(kind=kind, flags=flags, how=how)
 
 
 def strace_calls(path):
@@ -427,11 +443,14 @@ def cmd_socket_writes(*logs):
                     counts[found[0]] = counts.get(found[0], 0) + 1
                     first = first or found
         except OSError as e:
-            sys.exit(f"proctool: cannot read the strace log {path}: {e.strerror or e}")
+            sys.exit("proctool: " + _("cannot read the strace log {path}: {error}").format(path=path, error=e.strerror or e))
     if first:
         what, advice = first
         n = counts[what]
-        print(f"{what} ({n:,} such call{'s' if n != 1 else ''}): {advice}")
+        # TRANSLATORS: {what} is "write() on a TCP socket" or "send() without MSG_NOSIGNAL", {n} how
+        # many such calls the server made, {advice} how to make them safe.
+        print(ngettext("{what} ({n:,} such call): {advice}", "{what} ({n:,} such calls): {advice}", n).format(
+            what=what, n=n, advice=advice))
 
 
 COMMANDS = {  # name: (function, number of arguments; None: one or more)

@@ -30,6 +30,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 from untrusted import clean
+from i18n import LANG, _
 
 
 TAP_TEST = re.compile(r"^(not ok|ok) \d+ (.*?)(?: # (skip|timeout after)\b ?(.*))?$")
@@ -51,8 +52,10 @@ def tap_tests(path):
             status = "fail" if m.group(1) == "not ok" else "skip" if m.group(3) == "skip" else "pass"
             message = m.group(4) or ""
             if m.group(3) == "timeout after":
-                message = f"did not finish within {message} (the test's time limit)"
-            cur = {"name": m.group(2), "status": status, "message": message}
+                # TRANSLATORS: {limit} is bats' own figure, "10s".
+                message = _("did not finish within {limit} (the test's time limit)").format(limit=message)
+            # A test's name is the check file's English, which the catalog translates.
+            cur = {"name": _(m.group(2)), "status": status, "message": message}
             tests.append(cur)
         elif line.startswith("# measured: "):
             measured.append(line[len("# measured: "):])
@@ -70,9 +73,12 @@ def check(path):
     else:
         status = "skip" if tests else "none"
     print("status", status)
+    # The keys (status, failed, skipped, measured) are harness/run's: they stay as they are.
     for t in tests:
         if t["status"] == "fail":
-            print("failed", f"{t['name']}: {t['message'] or 'failed'}")
+            message = t["message"] or _("failed")
+            # TRANSLATORS: a failed test: its name, then what went wrong.
+            print("failed", _("{name}: {message}").format(name=t["name"], message=message))
     for t in tests[:1] if status == "skip" else []:
         print("skipped", t["message"])
     for m in measured:
@@ -87,7 +93,7 @@ def read_results(path):
             rows.append({"chapter": ch, "check": check, "status": status, "points": int(got),
                          "max_points": int(pts), "seconds": int(secs), "detail": clean(detail),
                          "hidden": hidden == "hidden",
-                         "tests": tap_tests(os.path.join(log, "bats.tap"))[0] if log else []})
+                         **dict(zip(("tests", "measured"), tap_tests(os.path.join(log, "bats.tap")) if log else ([], [])))})
     return rows
 
 
@@ -102,7 +108,7 @@ def write_json(rows, error, path):
         c["max"] += r["max_points"]
         if r["status"] == "skip":
             c.setdefault("not_run", []).append(r["check"])
-    out = {"chapters": chapters}
+    out = {"lang": LANG, "chapters": chapters}
     out.update({key: sum(r["status"] == s for r in rows)
                 for key, s in (("passed", "pass"), ("failed", "fail"), ("skipped", "skip"))})
     if error:
@@ -125,7 +131,7 @@ def write_junit(rows, error, path):
             for t in tests:
                 case = ET.SubElement(suite, "testcase", classname=f"{ch}.{r['check']}", name=t["name"])
                 if t["status"] == "fail":
-                    ET.SubElement(case, "failure", message=t["message"][:500] or "failed").text = t["message"]
+                    ET.SubElement(case, "failure", message=t["message"][:500] or _("failed")).text = t["message"]
                 elif t["status"] == "skip":
                     ET.SubElement(case, "skipped", message=t["message"])
         cases = suite.findall("testcase")
@@ -145,21 +151,32 @@ def write_gradescope(rows, error, path):
     submission of a class is graded out of the same maximum."""
     tests = []
     for r in rows:
+        # What the student reads (output) in their language; the status is Gradescope's word.
         if r["status"] == "pass":
-            output = "passed"
+            output = _("passed")
         elif r["status"] == "fail":
-            failed = [f"{t['name']}: {t['message']}" for t in r["tests"] if t["status"] == "fail"]
-            output = "\n".join(failed) or r["detail"] or "failed"
+            failed = [_("{name}: {message}").format(name=t["name"], message=t["message"])
+                      for t in r["tests"] if t["status"] == "fail"]
+            output = "\n".join(failed) or r["detail"] or _("failed")
         else:
-            output = f"not run: {r['detail'] or 'skipped'}"
+            # TRANSLATORS: {reason} says why a check did not run ("--quick", "not asked for (--only)").
+            output = _("not run: {reason}").format(reason=r["detail"] or _("skipped"))
         tests.append({"name": f"{r['chapter']}: {r['check']}", "score": r["points"] if r["status"] == "pass" else 0,
                       "max_score": r["max_points"], "status": "passed" if r["status"] == "pass" else "failed",
                       "output": output,
                       # An instructor's extra check (--extra-checks) shows once the grades are published.
                       "visibility": "after_published" if r["hidden"] else "visible"})
     out = {"score": sum(t["score"] for t in tests), "tests": tests, "visibility": "visible"}
+    # A "leaderboard: NAME = VALUE" figure (harness/gradescope/leaderboard.bats, make gradescope
+    # LEADERBOARD=1): Gradescope's leaderboard, highest first; only from a check that passed.
+    board = [{"name": m.group(1), "value": int(m.group(2)), "order": "desc"}
+             for r in rows if r["status"] == "pass" for line in r.get("measured", [])
+             for m in [re.fullmatch(r"leaderboard: (.+?) = (\d+)", line)] if m]
+    if board:
+        out["leaderboard"] = board
     if error:
-        out["output"] = f"Grading stopped: {error}"
+        # TRANSLATORS: {error} is the set-up error that stopped the run, a sentence.
+        out["output"] = _("Grading stopped: {error}").format(error=error)
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")

@@ -121,7 +121,7 @@ PY
     run -1 "$ROOT/harness/run" 03 --bin "$ROOT/01-iterative/server" --only concurrency --logs "$BATS_TEST_TMPDIR/kept"
     assert_output --partial "Logs of the failed checks: $BATS_TEST_TMPDIR/kept"
     assert [ -f "$BATS_TEST_TMPDIR/kept/03-threads/concurrency/bats.tap" ]
-    assert_output --partial "logs: $BATS_TEST_TMPDIR/kept/03-threads/concurrency"
+    assert_line "        logs: $BATS_TEST_TMPDIR/kept/03-threads/concurrency"
 }
 
 @test "by default the failed checks' logs go to ./lab-logs, the next run replaces them, and TMPDIR keeps nothing" {
