@@ -5,6 +5,7 @@
 #   make sync                     copy the shared code (harness/common, 01's and 07's reused lessons) into every chapter
 #   make hint CH=05 [N=2]         chapter 05's hints, one at a time: from a nudge to the near-answer for each TODO
 #   make handout DEST=dir         the student's tree: starters as server.c, no reference [CHAPTERS="01 02"] [BUGHUNT=1]
+#                                 [LANG=fr: in French: documents, starters' comments, hints; a French LANG does it too]
 #   make classroom CH=05 DEST=dir a template repository: 05's handout, graded on every push by GitHub Classroom
 #                                 (.github/workflows/classroom.yml) and GitLab CI (.gitlab-ci.yml)
 #   make broken CH=05 N=2         bug hunt: a broken server of chapter 05 in bughunt/05-2 [ANSWER=1: its mistake]
@@ -12,6 +13,7 @@
 #   make correct                  the correct servers written apart from the reference, every check (slow ones too)
 #   make gradescope CH=05         Gradescope's autograder of chapter 05: gradescope-05.zip [QUICK=1: slow checks
 #                                 skipped] [EXTRA=dir: your hidden checks] [ZIP=path] (harness/gradescope/make-zip)
+#                                 [LEADERBOARD=1: 07/08's messages/s on Gradescope's leaderboard, no points]
 #   make bench [QUICK=1]          the text's tables measured here (harness/bench/run), in bench-results/
 #                                 [ARGS="07 08 --clients 100,1000"]: any option of harness/bench/run
 #   make clean
@@ -86,7 +88,7 @@ check: all
 	@harness/selftest
 
 handout:
-	@harness/handout "$(DEST)" $(if $(CHAPTERS),--chapters "$(CHAPTERS)") $(if $(BUGHUNT),--bughunt)
+	@harness/handout "$(DEST)" $(if $(CHAPTERS),--chapters "$(CHAPTERS)") $(if $(BUGHUNT),--bughunt) --lang "$(LANG)"
 
 broken:
 	@harness/bughunt $(CH) $(N) $(if $(ANSWER),--answer)
@@ -111,7 +113,7 @@ hostile:
 	@harness/tests/hostile/run --jobs 2 && harness/tests/hostile/run --teeth --jobs 2 && harness/tests/hostile/run --teeth-inner --jobs 2
 
 gradescope:
-	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(EXTRA),--extra "$(EXTRA)") $(if $(ZIP),--zip "$(ZIP)")
+	@harness/gradescope/make-zip "$(CH)" $(if $(filter-out 0,$(QUICK)),--quick) $(if $(EXTRA),--extra "$(EXTRA)") $(if $(filter-out 0,$(LEADERBOARD)),--leaderboard) --lang "$(LANG)" $(if $(ZIP),--zip "$(ZIP)")
 else
 # A student handout (make handout) has neither the reference solutions nor the lab's own tests.
 check sync handout classroom broken gradescope hostile correct:

@@ -11,6 +11,8 @@ wrong, and exits 0 or 1.
     --expect-max          the score must be the full points of the checks that ran: every test
                           that ran (its output does not start with "not run:") passed
     --expect-output TEXT  the top-level output must hold TEXT (case-insensitive; may be repeated)
+    --expect-leaderboard  a leaderboard with at least one entry above 0 (its format, name, value
+                          and order "asc" or "desc", is checked whenever there is one)
 """
 
 import argparse
@@ -41,6 +43,17 @@ def problems(results, args):
     for key in ("visibility", "stdout_visibility"):
         if key in results and results[key] not in VISIBILITY:
             yield f"the top-level {key} is {results[key]!r}, not one of {', '.join(sorted(VISIBILITY))}"
+    board = results.get("leaderboard")
+    if board is not None:
+        if not isinstance(board, list):
+            yield "the leaderboard is not a list"
+            board = []
+        for i, e in enumerate(board, 1):
+            if not (isinstance(e, dict) and isinstance(e.get("name"), str) and (number(e.get("value")) or isinstance(e.get("value"), str))
+                    and e.get("order", "desc") in ("asc", "desc")):
+                yield f"leaderboard entry {i} is not a name, a value and an order asc or desc: {e!r}"
+    if args.expect_leaderboard and not any(isinstance(e, dict) and number(e.get("value")) and e["value"] > 0 for e in board or []):
+        yield f"no leaderboard entry above 0 ({board!r})"
     tests = results.get("tests")
     if not isinstance(tests, list):
         yield "no tests list" if tests is None else "tests is not a list"
@@ -98,6 +111,7 @@ def main():
     p.add_argument("--expect-zero", action="store_true")
     p.add_argument("--expect-max", action="store_true")
     p.add_argument("--expect-output", action="append", default=[])
+    p.add_argument("--expect-leaderboard", action="store_true")
     args = p.parse_args()
     try:
         with open(args.results) as f:
