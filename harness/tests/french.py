@@ -26,71 +26,20 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "harness/tests"))
+from mdlinks import links, prose  # noqa: E402
 KINDS = {"a nudge": "une piste", "a pitfall": "un piège", "a second pitfall": "un second piège",
          "the near-answer": "la quasi-réponse"}
 MARKER = re.compile(r"<!-- (?:end )?(?:reader-only|bench: [\w-]+)|<!-- handout-only|end handout-only -->")
-FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
 def tally(ok, what, where):
     print(f"ok|{what}|" if ok else f"not ok|{what}|{'; '.join(where[:5])}{' ...' if len(where) > 5 else ''}")
 
 
-def prose(text):
-    """The lines outside code blocks."""
-    out, fence = [], False
-    for line in text.splitlines():
-        if FENCE.match(line):
-            fence = not fence
-        elif not fence:
-            out.append(line)
-    return out
-
-
 def headings(text):
     return [(len(m.group(1)), m.group(2)) for line in prose(text) if (m := re.match(r"^(#{1,6}) (.*)$", line))]
 
-
-def slug(heading):
-    """GitHub's anchor for a heading: lower case, punctuation out (accents kept), spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def reports(en_dir, fr_dir):
-    """Tally lines: FR's reports and terminal are French where EN's are English."""
-    import json
-    import xml.etree.ElementTree as ET
-    en_dir, fr_dir = pathlib.Path(en_dir), pathlib.Path(fr_dir)
-
-    def failed(d):
-        r = json.loads((d / "report.json").read_text())
-        return r, [(c["check"], t["name"], t["message"]) for ch in r["chapters"].values() for c in ch["checks"]
-                   for t in c["tests"] if t["status"] == "fail"]
-    (en, en_failed), (fr, fr_failed) = failed(en_dir), failed(fr_dir)
-    tally(fr.get("lang") == "fr" and en.get("lang") == "en", 'french: the JSON reports say "lang": "en" and "fr"',
-          [f"{en.get('lang')} / {fr.get('lang')}"])
-    same = [f"{c}: '{n}' / '{m[:60]}'" for (c, n, m), (_, n2, m2) in zip(fr_failed, en_failed) if n == n2 or m == m2]
-    tally(fr_failed and len(fr_failed) == len(en_failed) and not same,
-          f"french: each of the {len(fr_failed)} failed tests has a French name and message, not the English",
-          same or [f"{len(fr_failed)} failed in French, {len(en_failed)} in English"])
-    junit = [(c.get("name"), f.text or "") for c in ET.parse(fr_dir / "report.xml").getroot().iter("testcase")
-             for f in c.findall("failure")]
-    tally({(n, m) for _, n, m in fr_failed} <= set(junit), "french: the JUnit report carries the French names and messages",
-          [f"missing '{n}'" for _, n, m in fr_failed if (n, m) not in junit])
-    gs = json.loads((fr_dir / "gradescope.json").read_text())
-    outputs = "\n".join(t.get("output", "") for t in gs["tests"])
-    tally(all(m in outputs for _, _, m in fr_failed), "french: the Gradescope report carries the French messages",
-          [m[:60] for _, _, m in fr_failed if m not in outputs])
-    terminal = (fr_dir / "terminal.log").read_text()
-    missing = [m[:60] for _, _, m in fr_failed if m.splitlines()[0] not in terminal]
-    if "COURSE.fr.md" not in terminal:
-        missing.append("no hint line naming COURSE.fr.md")
-    tally(not missing, "french: the terminal shows the French messages, and a hint naming COURSE.fr.md", missing)
-
-
-if sys.argv[1:2] == ["--reports"]:
-    reports(*sys.argv[2:4])
-    sys.exit(0)
 
 PAGES = [("COURSE.md", "COURSE.fr.md"), ("README.md", "README.fr.md"), ("CONTRACT.md", "CONTRACT.fr.md")]
 CHAPTERS = sorted(p.parent for p in ROOT.glob("0[1-9]-*/starter.c"))
@@ -183,25 +132,12 @@ for c in CHAPTERS:
     tally(not problems, what, problems)
 
 # ---- links ----------------------------------------------------------------------------------
-broken, english, nlinks = [], [], 0
-twins = {ROOT / e: f for e, f in PAGES}
-for _, fr_name in PAGES:
-    page = ROOT / fr_name
-    if not page.is_file():
-        continue
-    for target in re.findall(r"\]\(([^)\s]+)\)", "\n".join(prose(page.read_text(encoding="utf-8")))):
-        if re.match(r"[a-z]+:", target):
-            continue
-        nlinks += 1
-        path, _, anchor = target.partition("#")
-        dest = (page.parent / path).resolve() if path else page
-        where = f"{fr_name}: ({target})"
-        if not dest.exists():
-            broken.append(where + " no such file")
-        elif anchor and (dest.suffix != ".md" or anchor not in {slug(h) for _, h in headings(dest.read_text(encoding="utf-8"))}):
-            broken.append(where + " no such heading")
-        elif dest in twins:
-            english.append(f"{where}: its twin is {twins[dest]}")
+twins = {(ROOT / e).resolve(): f for e, f in PAGES}
+found = list(links([ROOT / f for _, f in PAGES if (ROOT / f).is_file()]))
+nlinks = len(found)
+broken = [f"{page.relative_to(ROOT)}: ({target}) {problem}" for page, target, _, problem in found if problem]
+english = [f"{page.relative_to(ROOT)}: ({target}): its twin is {twins[dest]}" for page, target, dest, problem in found
+           if not problem and dest in twins]
 tally(nlinks > 0 and not broken, f"french: the {nlinks} relative links of the French pages resolve, headings included",
       broken or ["no link"])
 tally(not english, "french: no French page links to an English page that has a French twin", english)

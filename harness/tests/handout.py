@@ -76,29 +76,12 @@ if not DOCUMENTS:
     sys.exit(0)
 
 
-def slug(heading):
-    """GitHub's anchor for a heading: lower case, punctuation out, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from mdlinks import links  # noqa: E402
 
-
-def anchors(path):
-    return {slug(m) for m in re.findall(r"^#+ (.*)$", path.read_text(), re.M)}
-
-
-broken, nlinks = [], 0
-for md in sorted(HANDOUT.rglob("*.md")):
-    text = re.sub(r"```.*?```", "", md.read_text(), flags=re.S)  # code blocks hold no links
-    for target in re.findall(r"\]\(([^)\s]+)\)", text):
-        if re.match(r"[a-z]+:", target):
-            continue
-        nlinks += 1
-        path, _, anchor = target.partition("#")
-        dest = (md.parent / path).resolve() if path else md
-        where = f"{md.relative_to(HANDOUT)}: ({target})"
-        if not dest.exists() or HANDOUT not in (dest, *dest.parents):
-            broken.append(where + " no such file")
-        elif anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
-            broken.append(where + " no such heading")
+found = list(links(sorted(HANDOUT.rglob("*.md")), inside=HANDOUT))
+nlinks = len(found)
+broken = [f"{page.relative_to(HANDOUT)}: ({target}) {problem}" for page, target, _, problem in found if problem]
 tally(nlinks > 0 and not broken, f"handout: its {nlinks} relative links resolve, headings included", broken or ["no link"])
 
 course = (HANDOUT / COURSE).read_text() if (HANDOUT / COURSE).is_file() else ""
