@@ -17,6 +17,16 @@ TEXTDOMAIN=concurrent-servers-lab
 TEXTDOMAINDIR=${LAB_ROOT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/harness/locale
 export TEXTDOMAIN TEXTDOMAINDIR
 
+# lab_lang_of VALUE: "fr" for a French language or locale name (fr, fr_FR.UTF-8, fr_CA...), "en"
+# for any other (en_US.UTF-8, C, de_DE.UTF-8, nothing): the lab speaks those two. make handout and
+# make gradescope map the instructor's LANG with it too.
+lab_lang_of() {
+    case ${1,,} in
+    fr | fr[_.@-]* | french | français) echo fr ;;
+    *) echo en ;;
+    esac
+}
+
 lab_language() {
     local want=${1:-${LAB_LANG:-}} v
     if [[ -z $want ]]; then
@@ -24,10 +34,7 @@ lab_language() {
             [[ -n $v ]] && { want=${v%%:*}; break; }
         done
     fi
-    case ${want,,} in
-    fr | fr[_.@-]* | french | français) LAB_LANG=fr ;;
-    *) LAB_LANG=en ;;
-    esac
+    LAB_LANG=$(lab_lang_of "$want")
     LANGUAGE=$LAB_LANG
     export LAB_LANG LANGUAGE
     if [[ $LAB_LANG != en ]]; then
